@@ -1,0 +1,61 @@
+"""`makeflow clean`: remove the outputs makeflow made, never a source or an edited file."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import fs
+from .graph import resolve
+from .loader import Pipeline
+from .plan import Digests
+from .state import StateStore
+
+
+@dataclass
+class Cleaned:
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # edited since makeflow wrote them
+
+
+def clean(pipeline: Pipeline, targets: Iterable[str] = (), dry_run: bool = False) -> Cleaned:
+    """Remove recorded outputs of the steps leading to `targets` (all rules when empty).
+
+    A file is removed only if makeflow recorded it as an output and its content is still
+    what makeflow wrote, so a hand-edited file is kept and reported.
+    """
+    done = Cleaned()
+    targets = list(targets)
+    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
+        stats = fs.StatCache()
+        steps = _steps(pipeline, targets, stats, state)
+        digests = Digests(state, stats)
+        for sid in steps:
+            record = state.steps.get(sid)
+            if record is None:
+                continue
+            for path, digest in record.outputs.items():
+                _clean_one(path, digest, digests, done, dry_run)
+            if not dry_run:
+                state.forget_step(sid)
+    return done
+
+
+def _steps(pipeline: Pipeline, targets: list[str], stats: fs.StatCache,
+           state: StateStore) -> list[str]:
+    if targets:
+        return list(resolve(pipeline, targets, stats).steps)
+    return list(state.steps)
+
+
+def _clean_one(path: str, digest: str, digests: Digests, done: Cleaned, dry_run: bool) -> None:
+    now = digests.get(path)
+    if now is None:
+        return
+    if now != digest:
+        done.kept.append(path)
+        return
+    if not dry_run:
+        fs.remove(path)
+    done.removed.append(path)

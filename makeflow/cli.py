@@ -1,0 +1,234 @@
+"""The `makeflow` command: parses arguments, calls the library, prints, picks the exit status.
+
+Exit status: 0 success, 1 a step failed (or `status --check` found stale steps), 2 wrong
+input from the user, 128 + N when stopped by signal N.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .build import BuildOptions, build, log_path, status
+from .clean import clean
+from .errors import MakeflowError, UserError
+from .graphviz import render
+from .loader import Pipeline, find_rules_file, load
+from .plan import Plan
+from .report import make_reporter, plan_lines
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C but with its own exit status."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    cli(prog_name="makeflow")
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into a message on stderr and an exit status, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MakeflowError as exc:
+            _error(str(exc))
+            sys.exit(exc.exit_code)
+        except Terminated:
+            _error("terminated (SIGTERM); running steps were stopped, finished ones recorded")
+            sys.exit(128 + signal.SIGTERM)
+        except KeyboardInterrupt:
+            _error("interrupted; running steps were stopped, finished ones recorded")
+            sys.exit(128 + signal.SIGINT)
+
+    return wrapper
+
+
+def _error(text: str) -> None:
+    first, _, rest = text.partition("\n")
+    click.echo(click.style("makeflow: error: ", fg="red", bold=True) + first, err=True)
+    if rest:
+        click.echo(rest, err=True)
+
+
+def project_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """-f, -C and --set, shared by every command that reads the rules file."""
+    command = click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+        help="Override a value of makeflow.toml, e.g. --set train.alpha=0.3 (a TOML literal).",
+    )(command)
+    command = click.option(
+        "-C", "--directory", metavar="DIR", help="Run as if started in DIR.")(command)
+    command = click.option(
+        "-f", "--file", "rules_file", metavar="FILE",
+        help="The rules file (default: Makeflow.py).")(command)
+    return command
+
+
+def open_pipeline(rules_file: str | None, directory: str | None,
+                  overrides: tuple[str, ...]) -> Pipeline:
+    return load(find_rules_file(rules_file, directory), overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="makeflow")
+def cli() -> None:
+    """makeflow: build data artifacts from the rules in Makeflow.py.
+
+    Steps rerun only when the content of their inputs, their code or their parameters
+    changed; run `makeflow status` to see what is stale and why.
+    """
+
+
+@cli.command("build")
+@project_options
+@click.argument("targets", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default=True, help="Run up to N steps at once.")
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would run, run nothing.")
+@click.option("-B", "--force", is_flag=True, help="Run every step, stale or not.")
+@click.option("-k", "--keep-going", is_flag=True,
+              help="After a failure, still run every step that does not depend on it.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
+@handle_errors
+def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                  targets: tuple[str, ...], jobs: int, dry_run: bool, force: bool,
+                  keep_going: bool, quiet: bool) -> None:
+    """Bring TARGETS (files or rule names; default: the default rule) up to date."""
+    pipeline = open_pipeline(rules_file, directory, overrides)
+    options = BuildOptions(jobs=jobs, dry_run=dry_run, force=force, keep_going=keep_going)
+    result = build(pipeline, targets, options, make_reporter(sys.stdout, quiet))
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command("status")
+@project_options
+@click.argument("targets", nargs=-1)
+@click.option("--check", is_flag=True, help="Exit with status 1 when anything is stale.")
+@handle_errors
+def status_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                   targets: tuple[str, ...], check: bool) -> None:
+    """Show which steps are stale and why, without running anything."""
+    plan = status(open_pipeline(rules_file, directory, overrides), targets)
+    lines = plan_lines(plan)
+    for line in lines:
+        click.echo(f"stale  {line}")
+    total = sum(1 for s in plan.graph.steps.values() if not s.rule.is_alias)
+    if lines:
+        click.echo(f"{len(lines)} of {total} steps stale")
+    else:
+        click.echo(f"all {total} steps up to date")
+    if check and lines:
+        sys.exit(1)
+
+
+@cli.command("why")
+@project_options
+@click.argument("file")
+@handle_errors
+def why_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                file: str) -> None:
+    """Explain whether FILE is up to date, and what would rebuild it."""
+    pipeline = open_pipeline(rules_file, directory, overrides)
+    plan = status(pipeline, [file])
+    click.echo(explain(plan, file))
+
+
+def explain(plan: Plan, target: str) -> str:
+    graph = plan.graph
+    sid = target if target in graph.steps else graph.producer.get(os.path.normpath(target))
+    if sid is None:
+        users = [s.id for s in graph.steps.values() if target in s.inputs.paths]
+        used = f"; used by {', '.join(users)}" if users else ""
+        return f"{target} is a source file: no rule makes it{used}"
+    step = graph.steps[sid]
+    made = f"{target} is made by {sid} ({step.rule.where})" if sid != target else \
+        f"{sid} ({step.rule.where})"
+    why = plan.stale.get(sid)
+    if not why:
+        return f"{made}; it is up to date"
+    return f"{made}; it is stale:\n" + "\n".join(f"  - {w}" for w in why)
+
+
+@cli.command("graph")
+@project_options
+@click.argument("target", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]),
+              default="text", show_default=True)
+@handle_errors
+def graph_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                  target: str | None, fmt: str) -> None:
+    """Print the steps leading to TARGET and the files between them."""
+    plan = status(open_pipeline(rules_file, directory, overrides), [target] if target else [])
+    click.echo(render(plan, fmt))
+
+
+@cli.command("list")
+@project_options
+@handle_errors
+def list_command(rules_file: str | None, directory: str | None,
+                 overrides: tuple[str, ...]) -> None:
+    """List the rules with their inputs and outputs."""
+    pipeline = open_pipeline(rules_file, directory, overrides)
+    default = pipeline.default_rule
+    for r in pipeline.rules:
+        kind = "shell" if r.shell is not None else "python" if r.func else "alias"
+        mark = " (default)" if r is default else ""
+        click.echo(f"{r.name}{mark}  [{kind}, {r.where}]")
+        if r.inputs.paths:
+            click.echo("  inputs:  " + ", ".join(r.inputs.paths))
+        if r.outputs.paths:
+            click.echo("  outputs: " + ", ".join(r.outputs.paths))
+
+
+@cli.command("clean")
+@project_options
+@click.argument("targets", nargs=-1)
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would be removed.")
+@handle_errors
+def clean_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                  targets: tuple[str, ...], dry_run: bool) -> None:
+    """Remove the outputs makeflow made (of TARGETS, or all); never sources or edited files."""
+    done = clean(open_pipeline(rules_file, directory, overrides), targets, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in done.removed:
+        click.echo(f"{verb} {path}")
+    for path in done.kept:
+        click.echo(f"kept {path}: edited since makeflow wrote it")
+    click.echo(f"{verb} {len(done.removed)} files")
+
+
+@cli.command("logs")
+@project_options
+@click.argument("step")
+@handle_errors
+def logs_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                 step: str) -> None:
+    """Show the log of the last run of STEP (a step name, or a file it makes)."""
+    pipeline = open_pipeline(rules_file, directory, overrides)
+    sid = step
+    log = pipeline.root / log_path(sid)
+    if not log.exists():
+        plan = status(pipeline, [step])
+        sid = plan.graph.producer.get(os.path.normpath(step), step)
+        log = pipeline.root / log_path(sid)
+    if not log.exists():
+        raise UserError(f"no log for {step}: it has not run yet",
+                        hint="Logs are kept for each step's last run in .makeflow/logs/.")
+    click.echo(Path(log).read_text(encoding="utf-8", errors="replace"), nl=False)

@@ -1,0 +1,52 @@
+"""The errors makeflow raises: each knows its message, where it happened and its exit status.
+
+The library raises; only the command line prints them and picks the exit status, so a
+user never sees a makeflow traceback for a mistake of theirs.
+"""
+
+from __future__ import annotations
+
+
+class MakeflowError(Exception):
+    """A problem the user can fix. `where` is a file:line or a rule, `hint` says what to do."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.hint:
+            text = f"{text}\n{self.hint}"
+        return text
+
+
+class UserError(MakeflowError):
+    """Wrong input from the user: the rules file, the config, the command line."""
+
+    exit_code = 2
+
+
+class BuildFailed(MakeflowError):
+    """One or more steps failed; the build result says which."""
+
+    exit_code = 1
+
+
+class Interrupted(MakeflowError):
+    """The build was stopped by a signal; the exit status follows the shell's 128 + signal."""
+
+    def __init__(self, message: str, *, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class StepError(Exception):
+    """Raised by a Python step to fail with a plain message instead of a traceback.
+
+    Meant for checks such as a quality gate: ``raise StepError("r2 0.31 is below 0.40")``.
+    """

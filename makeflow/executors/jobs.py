@@ -1,0 +1,141 @@
+"""Running one job where it is: a shell command in its own process group, or a function.
+
+Shared by every executor, so a step behaves the same locally and on a cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import StepError
+from ..recipe import context
+from . import Job, JobResult
+
+SHELL_SYNTAX = set("|&;<>()$`\\*?[]#~{}!\n\t")
+SHELL_WORDS = {"cd", "export", "exit", "source", ".", "set", "unset", "eval", "exec", "if",
+               "for", "while", "case", "alias", "ulimit", "umask", "wait", "read", "true",
+               "false", "test", "echo", "printf", "trap", "shift", "return", "break"}
+
+
+def argv_for(command: str) -> list[str]:
+    """Run a plain command directly, as make does, and anything with shell syntax via sh.
+
+    Skipping `/bin/sh -c` halves the cost of starting a trivial step.
+    """
+    if not (set(command) & SHELL_SYNTAX):
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = []
+        if words and words[0] not in SHELL_WORDS and "=" not in words[0]:
+            return words
+    return ["/bin/sh", "-c", command]
+
+
+class Processes:
+    """The process groups of the shell steps running now, so they can be stopped together."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.add(proc)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(proc)
+
+    def kill_all(self, sig: int = signal.SIGTERM) -> None:
+        with self._lock:
+            procs = list(self._running)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+
+
+def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
+    """Run `job.command`, its output going to the log; the step is its whole process group."""
+    started = time.time()
+    assert job.command is not None
+    with open(job.log, "wb") as log:
+        log.write(f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                argv_for(job.command), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            log.write(f"makeflow: {exc}\n".encode())
+            return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
+        if processes is not None:
+            processes.add(proc)
+        try:
+            status = proc.wait()
+        finally:
+            if processes is not None:
+                processes.discard(proc)
+    return _shell_result(status, started)
+
+
+def _shell_result(status: int, started: float) -> JobResult:
+    if status == 0:
+        return JobResult(True, started, time.time(), 0)
+    if status < 0:
+        name = signal.Signals(-status).name
+        return JobResult(False, started, time.time(), status, f"killed by {name}")
+    return JobResult(False, started, time.time(), status, f"exit status {status}")
+
+
+def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
+    """Call a Python step in this process, its stdout and stderr going to the log."""
+    started = time.time()
+    step = context(job.step_id, job.inputs, job.outputs, job.params, job.wildcards)
+    with open(job.log, "wb") as log, _redirected(log.fileno()):
+        try:
+            func(step)
+        except StepError as exc:
+            print(f"makeflow: step failed: {exc}", file=sys.stderr)
+            return JobResult(False, started, time.time(), None, str(exc))
+        except BaseException as exc:  # the step's own error, reported, never raised
+            traceback.print_exc()
+            if isinstance(exc, SystemExit) and exc.code in (0, None):
+                return JobResult(True, started, time.time(), 0)
+            return JobResult(False, started, time.time(), None, _one_line(exc))
+    return JobResult(True, started, time.time(), 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _redirected(fd: int):
+    """Point fds 1 and 2 (and sys.stdout/err) at `fd`, so child processes log there too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

@@ -1,0 +1,135 @@
+"""The one place that stats, moves and removes files, so every such rule lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from typing import NamedTuple
+
+
+class Stat(NamedTuple):
+    """What a cheap check sees of a file: if all three are unchanged, so is its content."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    is_dir: bool
+
+
+def stat(path: str) -> Stat | None:
+    """Stat `path` following symlinks; None when it does not exist (or is a broken link)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return Stat(st.st_size, st.st_mtime_ns, st.st_ino, (st.st_mode & 0o170000) == 0o040000)
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def remove(path: str) -> None:
+    """Remove a file, link or directory tree; a missing path is fine."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def make_parent(path: str) -> None:
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+
+
+def replace(src: str, dst: str) -> None:
+    """Move `src` to `dst` so that `dst` is never seen half-written.
+
+    A file is renamed over its old copy atomically. A directory cannot be renamed over a
+    non-empty one, so the old tree is first renamed aside, then removed. Across file systems
+    the new content is copied next to `dst` first and then renamed into place.
+    """
+    make_parent(dst)
+    try:
+        _rename_over(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        near = f"{dst}.makeflow-{uuid.uuid4().hex[:8]}"
+        if os.path.isdir(src):
+            shutil.copytree(src, near, symlinks=True)
+        else:
+            shutil.copy2(src, near)
+        _rename_over(near, dst)
+        remove(src)
+
+
+def _rename_over(src: str, dst: str) -> None:
+    if os.path.isdir(dst) and not os.path.islink(dst):
+        aside = f"{dst}.makeflow-old-{uuid.uuid4().hex[:8]}"
+        os.rename(dst, aside)
+        os.rename(src, dst)
+        remove(aside)
+    else:
+        if os.path.isdir(src) and os.path.lexists(dst):
+            os.unlink(dst)
+        os.replace(src, dst)
+
+
+class StatCache:
+    """Stat results for one build, so each file is statted once however often it is asked.
+
+    The build calls `forget` for a file it has just written.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Stat | None] = {}
+
+    def get(self, path: str) -> Stat | None:
+        try:
+            return self._seen[path]
+        except KeyError:
+            result = self._seen[path] = stat(path)
+            return result
+
+    def exists(self, path: str) -> bool:
+        return self.get(path) is not None
+
+    def forget(self, path: str) -> None:
+        self._seen.pop(path, None)
+
+
+def tree_stat(path: str) -> Stat:
+    """A directory's cheap fingerprint: entry count, newest mtime, and a hash of all stats.
+
+    Any file added, removed, resized or touched anywhere inside changes it, so a tree's
+    cached digest can be trusted without reading a byte, as for a single file.
+    """
+    import zlib
+
+    count = newest = 0
+    signature = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames) + dirnames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            count += 1
+            newest = max(newest, st.st_mtime_ns)
+            line = f"{full}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode(
+                "utf-8", "surrogateescape")
+            signature = zlib.crc32(line, signature)
+    return Stat(count, newest, signature, True)
+
+
+def deep_stat(path: str) -> Stat | None:
+    """`stat`, or `tree_stat` for a directory: what tells whether the content may have moved."""
+    st = stat(path)
+    if st is not None and st.is_dir:
+        return tree_stat(path)
+    return st

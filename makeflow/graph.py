@@ -1,0 +1,297 @@
+"""Who makes and who needs each file: steps from rules, pattern matching, and cycles.
+
+A step is one run of a rule: the rule itself, or a pattern rule with its wildcard values.
+Resolution starts at the targets and follows inputs to the rules that make them, so only
+steps that lead to a target exist in the graph.
+"""
+
+from __future__ import annotations
+
+import difflib
+import graphlib
+import itertools
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+from .fs import StatCache
+from .loader import Pipeline
+from .patterns import Pattern, compile_pattern
+from .recipe import shell_command
+from .rules import Files, Rule
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Step:
+    """One run of a rule, with concrete input and output paths."""
+
+    id: str
+    rule: Rule
+    wildcards: dict[str, str]
+    inputs: Files
+    outputs: Files
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.rule.params)
+
+    def command(self) -> str | None:
+        """The shell command with the real paths; what the fingerprint records."""
+        if self.rule.shell is None:
+            return None
+        return substitute(self.rule, self.rule.shell, self.inputs, self.outputs, self.wildcards)
+
+
+def substitute(rule: Rule, template: str, inputs: Files, outputs: Files,
+               wildcards: dict[str, str]) -> str:
+    try:
+        return shell_command(template, inputs, outputs, rule.params, wildcards)
+    except (KeyError, AttributeError, IndexError, ValueError) as exc:
+        raise UserError(
+            f"rule {rule.name}: its shell command has a placeholder that cannot be filled "
+            f"({type(exc).__name__}: {exc})",
+            where=rule.where,
+            hint="Use {inputs}, {outputs}, {inputs[0]}, {inputs.NAME}, {params.NAME} or "
+            "{wildcards.NAME}; write a literal brace as {{ or }}.",
+        ) from None
+
+
+@dataclass
+class Graph:
+    """The steps that lead to the targets, upstream first, and the edges between them."""
+
+    steps: dict[str, Step]
+    upstream: dict[str, list[str]]
+    producer: dict[str, str]
+    sources: list[str]
+    targets: list[str] = field(default_factory=list)
+
+    def downstream(self) -> dict[str, list[str]]:
+        down: dict[str, list[str]] = {sid: [] for sid in self.steps}
+        for sid, ups in self.upstream.items():
+            for up in ups:
+                down[up].append(sid)
+        return down
+
+
+def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None) -> Graph:
+    """Build the graph for `targets` (file paths or rule names; empty means the default)."""
+    resolver = Resolver(pipeline, stats or StatCache())
+    names = list(targets) or resolver.default_targets()
+    wanted = [resolver.target(name) for name in names]
+    return resolver.finish(wanted)
+
+
+class Resolver:
+    """Maps files to the steps that make them, creating steps on demand."""
+
+    def __init__(self, pipeline: Pipeline, stats: StatCache):
+        self.pipeline = pipeline
+        self.stats = stats
+        self.explicit: dict[str, Rule] = {}
+        self.patterns: list[tuple[Pattern, Rule]] = []
+        self.steps: dict[str, Step] = {}
+        self.producer: dict[str, Step | None] = {}
+        self._makeable: dict[str, bool] = {}
+        self._index(pipeline.rules)
+
+    def _index(self, rules: Iterable[Rule]) -> None:
+        for r in rules:
+            for out in r.outputs.paths:
+                if r.is_pattern:
+                    self.patterns.append((compile_pattern(out), r))
+                elif out in self.explicit and self.explicit[out] is not r:
+                    other = self.explicit[out]
+                    raise UserError(
+                        f"rules {other.name} ({other.where}) and {r.name} ({r.where}) "
+                        f"both claim the output {out}",
+                        where=r.where, hint="Each file must be made by exactly one rule.",
+                    )
+                else:
+                    self.explicit[out] = r
+
+    def default_targets(self) -> list[str]:
+        rule = self.pipeline.default_rule
+        if rule is None:
+            raise UserError(
+                f"{self.pipeline.file.name} declares no rules", where=str(self.pipeline.file),
+                hint='Add one: rule("hello", outputs="hi.txt", shell="echo hi > {outputs}")',
+            )
+        if rule.is_pattern:
+            raise UserError(
+                f"the default rule {rule.name} is a pattern rule, so it has no single target",
+                where=rule.where, hint="Give a file to build, or mark another rule default=True.",
+            )
+        return [rule.name]
+
+    def target(self, name: str) -> Step | str:
+        """A requested target: a rule's name, a file some rule makes, or an existing file."""
+        rule = self.pipeline.rule(name)
+        if rule is not None and not rule.is_pattern:
+            return self._step(rule, {})
+        if rule is not None:
+            example = rule.outputs.paths[0]
+            raise UserError(
+                f"{name} is a pattern rule; name a file it makes, like {example}",
+                where=rule.where,
+            )
+        path = _normal(name)
+        step = self.find(path, None)
+        return step if step is not None else path
+
+    def finish(self, wanted: list[Step | str]) -> Graph:
+        queue = [w for w in wanted if isinstance(w, Step)]
+        done: set[str] = set()
+        upstream: dict[str, list[str]] = {}
+        sources: dict[str, None] = {w: None for w in wanted if isinstance(w, str)}
+        while queue:
+            step = queue.pop()
+            if step.id in done:
+                continue
+            done.add(step.id)
+            ups: dict[str, None] = {}
+            for path in step.inputs.paths:
+                maker = self.find(path, step)
+                if maker is None:
+                    sources[path] = None
+                else:
+                    ups[maker.id] = None
+                    if maker.id not in done:
+                        queue.append(maker)
+            upstream[step.id] = list(ups)
+        order = _topological(upstream, self.steps)
+        steps = {sid: self.steps[sid] for sid in order}
+        producer = {p: s.id for p, s in self.producer.items() if s is not None and s.id in steps}
+        targets = [w.id if isinstance(w, Step) else w for w in wanted]
+        return Graph(steps, {sid: upstream[sid] for sid in order}, producer, list(sources), targets)
+
+    def find(self, path: str, needed_by: Step | None) -> Step | None:
+        """The step that makes `path`, or None when it is a source file that exists."""
+        if path in self.producer:
+            return self.producer[path]
+        rule = self.explicit.get(path)
+        step = self._step(rule, {}) if rule is not None else self._from_pattern(path, needed_by)
+        self.producer[path] = step
+        return step
+
+    def _from_pattern(self, path: str, needed_by: Step | None) -> Step | None:
+        matches = [(p, r, w) for p, r in self.patterns if (w := p.match(path)) is not None]
+        usable = [(p, r, w) for p, r, w in matches if self._inputs_makeable(r, w, {r.name})]
+        if not usable:
+            if self.stats.exists(path):
+                return None
+            raise self._missing(path, needed_by, matches)
+        best = max(p.literal for p, _, _ in usable)
+        top = [(p, r, w) for p, r, w in usable if p.literal == best]
+        if len({r.name for _, r, _ in top}) > 1:
+            names = " and ".join(f"{r.name} ({r.where})" for _, r, _ in top)
+            raise UserError(
+                f"{path} can be made by the pattern rules {names}, and neither is more specific",
+                hint="Make one pattern more specific, or give the file an explicit rule.",
+            )
+        _, rule, wildcards = top[0]
+        return self._step(rule, wildcards)
+
+    def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str], chain: set[str]) -> bool:
+        for template in rule.inputs.paths:
+            path = compile_pattern(template).fill(wildcards) if "{" in template else template
+            if not self._makeable_path(_normal(path), chain):
+                return False
+        return True
+
+    def _makeable_path(self, path: str, chain: set[str]) -> bool:
+        """Whether `path` exists or some rule can make it; a pattern rule is used once a chain."""
+        known = self._makeable.get(path)
+        if known is not None:
+            return known
+        result = path in self.explicit or self.stats.exists(path) or any(
+            self._inputs_makeable(r, w, chain | {r.name})
+            for p, r in self.patterns
+            if r.name not in chain and (w := p.match(path)) is not None
+        )
+        if not chain or result:
+            self._makeable[path] = result
+        return result
+
+    def _step(self, rule: Rule, wildcards: dict[str, str]) -> Step:
+        sid = step_id(rule.name, wildcards)
+        step = self.steps.get(sid)
+        if step is None:
+            inputs, outputs = rule.inputs, rule.outputs
+            if wildcards:
+                inputs = _fill(inputs, wildcards)
+                outputs = _fill(outputs, wildcards)
+            step = self.steps[sid] = Step(sid, rule, wildcards, inputs, outputs)
+            if rule.shell is not None:
+                step.command()  # a bad placeholder is an error now, not mid-build
+        return step
+
+    def _missing(self, path: str, needed_by: Step | None, matches: list) -> UserError:
+        if needed_by is None:
+            return UserError(
+                f"no rule makes {path} and no such file exists",
+                hint=self._suggest(path),
+            )
+        detail = ""
+        if matches:
+            _, rule, wildcards = matches[0]
+            missing = [p for p in _fill(rule.inputs, wildcards).paths
+                       if not self._makeable_path(p, {rule.name})]
+            if missing:
+                detail = (f" (rule {rule.name} could, but its input {missing[0]} does not exist "
+                          "and no rule makes it)")
+        return UserError(
+            f"no rule makes {path}, which {needed_by.id} needs{detail}",
+            where=needed_by.rule.where,
+            hint=f"Create {path}, add a rule whose outputs include it, or fix the name.",
+        )
+
+    def _suggest(self, name: str) -> str:
+        known = [r.name for r in self.pipeline.rules if not r.is_pattern] + list(self.explicit)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if close:
+            return "Did you mean " + " or ".join(close) + "?"
+        return "Run `makeflow list` to see the rules and the files they make."
+
+
+def step_id(rule_name: str, wildcards: dict[str, str]) -> str:
+    if not wildcards:
+        return rule_name
+    return rule_name + "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
+
+
+def _fill(files: Files, wildcards: dict[str, str]) -> Files:
+    return Files(
+        tuple(_normal(compile_pattern(p).fill(wildcards)) for p in files.paths), files.names
+    )
+
+
+def _normal(path: str) -> str:
+    return posixpath.normpath(path)
+
+
+def _topological(upstream: dict[str, list[str]], steps: dict[str, Step]) -> list[str]:
+    sorter = graphlib.TopologicalSorter(upstream)
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle: list[str] = exc.args[1]
+        raise UserError(
+            "the rules form a cycle: " + _cycle_path(cycle, steps),
+            where=steps[cycle[0]].rule.where,
+            hint="A step cannot depend, directly or not, on its own output.",
+        ) from None
+
+
+def _cycle_path(cycle: list[str], steps: dict[str, Step]) -> str:
+    """`a -> file -> b -> file -> a`: each step, then the file the next one reads from it."""
+    parts = [cycle[0]]
+    for before, after in itertools.pairwise(cycle):
+        made = set(steps[before].outputs.paths)
+        through = next((p for p in steps[after].inputs.paths if p in made), None)
+        if through:
+            parts.append(through)
+        parts.append(after)
+    return " -> ".join(parts)

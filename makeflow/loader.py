@@ -1,0 +1,143 @@
+"""Runs a `Makeflow.py` and collects its rules, turning its mistakes into clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import rules as rules_module
+from .config import config, load_config
+from .errors import MakeflowError, UserError
+from .rules import Rule, freeze
+
+RULES_FILE = "Makeflow.py"
+
+
+@dataclass(frozen=True, eq=False)
+class Pipeline:
+    """A loaded rules file: its folder (where steps run), its rules and its config."""
+
+    file: Path
+    rules: tuple[Rule, ...]
+    config: dict[str, Any] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+    def rule(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    @property
+    def default_rule(self) -> Rule | None:
+        marked = [r for r in self.rules if r.default]
+        return marked[0] if marked else (self.rules[0] if self.rules else None)
+
+
+def find_rules_file(file: str | None, directory: str | None) -> Path:
+    """`-f FILE` or `Makeflow.py` in `-C DIR` (default: the current folder)."""
+    base = Path(directory) if directory else Path.cwd()
+    if directory and not base.is_dir():
+        raise UserError(f"-C {directory}: no such folder")
+    path = base / (file or RULES_FILE)
+    if not path.is_file():
+        where = f"{base.resolve()}" if not file else None
+        raise UserError(
+            f"no rules file {path}" if file else f"no {RULES_FILE} in {where}",
+            hint="Run makeflow in the folder of your Makeflow.py, or give -C DIR or -f FILE.",
+        )
+    return path.resolve()
+
+
+def load(file: Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
+    """Read the config, run the rules file with the project folder as working directory."""
+    file = Path(file).resolve()
+    root = file.parent
+    values = load_config(root, list(overrides))
+    config.clear()
+    config.update(values)
+    rules_module.drafts.clear()
+    with contextlib.chdir(root), _on_path(str(root)):
+        _execute(file)
+    drafts = list(rules_module.drafts)
+    rules_module.drafts.clear()
+    rules = tuple(freeze(d, str(root)) for d in drafts)
+    _check_unique(rules)
+    return Pipeline(file, rules, values, tuple(overrides))
+
+
+def _execute(file: Path) -> None:
+    try:
+        source = file.read_bytes()
+        code = compile(source, str(file), "exec")
+    except SyntaxError as exc:
+        line = (exc.text or "").rstrip("\n")
+        raise UserError(
+            f"syntax error: {exc.msg}" + (f"\n    {line.strip()}" if line.strip() else ""),
+            where=f"{file.name}:{exc.lineno}",
+        ) from None
+    except ValueError as exc:  # null bytes and the like
+        raise UserError(f"cannot read {file.name}: {exc}", where=file.name) from None
+    module = types.ModuleType("Makeflow")
+    module.__file__ = str(file)
+    sys.modules["Makeflow"] = module
+    try:
+        exec(code, module.__dict__)
+    except MakeflowError as exc:
+        if exc.where is None:
+            exc.where = _user_line(exc, file)
+        raise
+    except SystemExit as exc:
+        raise UserError(f"{file.name} called exit({exc.code})", where=file.name) from None
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise UserError(
+            f"{type(exc).__name__}: {exc}", where=_user_line(exc, file),
+            hint=f"The error happened while running {file.name}; fix it there.",
+        ) from None
+
+
+def _user_line(exc: BaseException, file: Path) -> str:
+    """file:line of the deepest frame in the rules file (or any file outside makeflow)."""
+    package = str(Path(__file__).parent)
+    best = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == str(file):
+            best = f"{file.name}:{frame.lineno}"
+        elif best is None and not frame.filename.startswith(package):
+            best = f"{frame.filename}:{frame.lineno}"
+    return best or file.name
+
+
+@contextlib.contextmanager
+def _on_path(folder: str):
+    """Let the rules file import modules that sit beside it."""
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
+def _check_unique(rules: tuple[Rule, ...]) -> None:
+    seen: dict[str, Rule] = {}
+    for r in rules:
+        if r.name in seen:
+            raise UserError(
+                f"two rules are named {r.name} (the other is at {seen[r.name].where})",
+                where=r.where, hint="Rename one of them.",
+            )
+        seen[r.name] = r
+
+
+def is_rules_file(path: str | os.PathLike[str]) -> bool:
+    return Path(path).name in (RULES_FILE,)

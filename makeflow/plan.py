@@ -1,0 +1,186 @@
+"""What is stale, and why: compares each step with its last successful run.
+
+A step is stale when it never ran, its command or code or parameters changed, its inputs
+changed (by content), or one of its outputs is missing or was altered. Reasons are kept as
+short sentences, so `status`, `why` and the build only format them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import fs
+from .graph import Graph, Step
+from .hashing import hash_path, hash_text
+from .recipe import code_digest
+from .state import FileRecord, StateStore, StepRecord
+
+
+class Digests:
+    """The current digest of each file, hashing only files whose stat moved since last time."""
+
+    def __init__(self, state: StateStore, stats: fs.StatCache):
+        self.state = state
+        self.stats = stats
+        self.hashed: dict[str, FileRecord] = {}
+
+    def stat(self, path: str) -> fs.Stat | None:
+        """The stat to compare with the cache: for a directory, its whole tree's."""
+        st = self.stats.get(path)
+        if st is not None and st.is_dir:
+            return fs.tree_stat(path)
+        return st
+
+    def get(self, path: str) -> str | None:
+        """The digest of `path` now, or None when it does not exist."""
+        st = self.stat(path)
+        if st is None:
+            return None
+        known = self.hashed.get(path) or self.state.files.get(path)
+        if known is not None and known.matches(st):
+            return known.digest
+        return self.rehash(path, st)
+
+    def rehash(self, path: str, st: fs.Stat) -> str:
+        checked = time.time_ns()
+        digest = hash_path(path)
+        self.hashed[path] = FileRecord(st.size, st.mtime_ns, st.inode, digest, checked)
+        return digest
+
+    def forget(self, path: str) -> None:
+        self.stats.forget(path)
+        self.hashed.pop(path, None)
+
+    def take_hashed(self) -> dict[str, FileRecord]:
+        """The entries hashed since the last call, for the state store's stat cache."""
+        taken, self.hashed = self.hashed, {}
+        return taken
+
+
+def recipe_of(step: Step) -> str:
+    """What the step runs, as a digest; its kind tells the reason apart when it changes."""
+    if step.rule.shell is not None:
+        return "shell:" + hash_text(step.command() or "")
+    if step.rule.func is not None:
+        return "code:" + code_digest(step.rule.func)
+    return "alias"
+
+
+def params_of(step: Step) -> dict[str, Any]:
+    """Parameters as JSON would store them, so a tuple and a list compare equal."""
+    return json.loads(json.dumps(step.rule.params, sort_keys=True, default=repr))
+
+
+def reasons(step: Step, record: StepRecord | None, digests: Digests,
+            produced_by_stale: set[str] = frozenset()) -> list[str]:
+    """Why `step` must run; empty when it is fresh.
+
+    Inputs in `produced_by_stale` belong to steps that will run first; they are not
+    hashed now, and the step is checked again once they are done.
+    """
+    if step.rule.is_alias:
+        return []
+    if record is None:
+        return ["never ran"]
+    why = _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
+    why += _input_reasons(step, record, digests, produced_by_stale)
+    why += _output_reasons(step, record, digests)
+    return why
+
+
+def _recipe_reasons(step: Step, record: StepRecord) -> list[str]:
+    now = recipe_of(step)
+    if now == record.recipe:
+        return []
+    if now.startswith("code:") and record.recipe.startswith("code:"):
+        return [f"code of {step.rule.name} changed"]
+    return ["command changed"]
+
+
+def _param_reasons(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(now.keys() | before.keys()):
+        if key not in before:
+            out.append(f"parameter {key} added: {_show(now[key])}")
+        elif key not in now:
+            out.append(f"parameter {key} removed (was {_show(before[key])})")
+        elif now[key] != before[key]:
+            out.append(f"parameter {key}: {_show(before[key])} → {_show(now[key])}")
+    return out
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _input_reasons(step: Step, record: StepRecord, digests: Digests,
+                   produced_by_stale: set[str]) -> list[str]:
+    out = []
+    paths = step.inputs.paths
+    for gone in record.inputs.keys() - set(paths):
+        out.append(f"input removed: {gone}")
+    for path in dict.fromkeys(paths):
+        if path in produced_by_stale:
+            continue
+        before = record.inputs.get(path)
+        if before is None:
+            out.append(f"input added: {path}")
+        elif digests.get(path) != before:
+            out.append(f"input changed: {path}")
+    return out
+
+
+def _output_reasons(step: Step, record: StepRecord, digests: Digests) -> list[str]:
+    out = []
+    for path in step.outputs.paths:
+        before = record.outputs.get(path)
+        now = digests.get(path)
+        if now is None:
+            out.append(f"output missing: {path}")
+        elif before is None:
+            out.append(f"output added: {path}")
+        elif now != before:
+            out.append(f"output modified: {path}")
+    return out
+
+
+@dataclass
+class Plan:
+    """Every step of a graph with the reasons it is stale; fresh steps have none."""
+
+    graph: Graph
+    stale: dict[str, list[str]] = field(default_factory=dict)
+
+    def is_stale(self, step_id: str) -> bool:
+        return step_id in self.stale
+
+    @property
+    def runnable(self) -> list[str]:
+        """Stale steps that do something (aliases only group targets), upstream first."""
+        return [s for s in self.stale if not self.graph.steps[s].rule.is_alias]
+
+
+def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False) -> Plan:
+    """Walk the graph upstream first; a step below a stale one is stale with 'upstream: X'.
+
+    Such a step may still turn out fresh when its upstream rewrites identical outputs
+    (early cutoff); the build checks it again before running it.
+    """
+    plan = Plan(graph)
+    for sid, step in graph.steps.items():
+        stale_ups = [u for u in graph.upstream[sid] if u in plan.stale]
+        pending = {p for u in stale_ups for p in graph.steps[u].outputs.paths}
+        if force and not step.rule.is_alias:
+            why = ["forced"]
+        else:
+            why = reasons(step, state.steps.get(sid), digests, pending)
+            why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
+            if step.rule.is_alias and stale_ups:
+                why = ["upstream"]
+        if why:
+            plan.stale[sid] = why
+    return plan

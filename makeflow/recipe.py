@@ -1,0 +1,167 @@
+"""What a step runs, and its digest: a shell command after substitution, or a function's code.
+
+A function's code is normalised through its syntax tree, so comments, formatting and the
+docstring do not count, while the module-level helpers and constants it uses do.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import shlex
+import textwrap
+import types
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .hashing import hash_text
+from .rules import Files
+
+
+class Named(list):
+    """A list that also answers to the names given in `inputs={"data": ...}`."""
+
+    def __init__(self, items: Iterable[Any], names: Iterable[tuple[str, int, int]] = ()):
+        super().__init__(items)
+        self._names = {name: (start, stop) for name, start, stop in names}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            start, stop = self._names[name]
+        except KeyError:
+            raise AttributeError(f"no file is named {name!r}") from None
+        return self[start] if stop - start == 1 else Named(self[start:stop])
+
+
+class Quoted(str):
+    """A string that formats shell-quoted, so `{inputs[0]}` is safe with any file name."""
+
+    def __format__(self, spec: str) -> str:
+        return shlex.quote(str(self))
+
+
+class QuotedList(Named):
+    """`{inputs}` is every path, quoted and space-separated; items and names stay quoted."""
+
+    def __format__(self, spec: str) -> str:
+        return " ".join(format(item) for item in self)
+
+    def __getattr__(self, name: str) -> Any:
+        value = super().__getattr__(name)
+        return QuotedList(value) if isinstance(value, list) else value
+
+
+class Values(dict):
+    """Params and wildcards with attribute access: `{params.alpha}`, `step.wildcards.sample`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no value is named {name!r}") from None
+
+
+class StepContext:
+    """What a Python step function receives as `step`."""
+
+    def __init__(self, name: str, inputs: Named, outputs: Named, params: Values,
+                 wildcards: Values):
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.params = params
+        self.wildcards = wildcards
+
+    def __repr__(self) -> str:
+        files = f"{[str(p) for p in self.inputs]} -> {[str(p) for p in self.outputs]}"
+        return f"<step {self.name}: {files}>"
+
+
+def context(name: str, inputs: Files, outputs: Files, params: Mapping[str, Any],
+            wildcards: Mapping[str, str]) -> StepContext:
+    return StepContext(
+        name,
+        Named([Path(p) for p in inputs.paths], inputs.names),
+        Named([Path(p) for p in outputs.paths], outputs.names),
+        Values(params),
+        Values(wildcards),
+    )
+
+
+def shell_command(template: str, inputs: Files, outputs: Files, params: Mapping[str, Any],
+                  wildcards: Mapping[str, str]) -> str:
+    """Substitute `{inputs}`, `{outputs}`, `{params.X}`, `{wildcards.X}`, each value quoted.
+
+    Raises KeyError, AttributeError, IndexError or ValueError for a bad placeholder; the
+    caller names the rule.
+    """
+    return template.format(
+        inputs=QuotedList(map(Quoted, inputs.paths), inputs.names),
+        outputs=QuotedList(map(Quoted, outputs.paths), outputs.names),
+        params=Values({k: _quoted_value(v) for k, v in params.items()}),
+        wildcards=Values({k: Quoted(v) for k, v in wildcards.items()}),
+    )
+
+
+def _quoted_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return QuotedList(Quoted(str(v)) for v in value)
+    return Quoted(str(value))
+
+
+_code_cache: dict[Callable[..., Any], str] = {}
+
+
+def code_digest(func: Callable[..., Any]) -> str:
+    """Digest of a function's normalised code and of the module-level names it uses."""
+    digest = _code_cache.get(func)
+    if digest is None:
+        digest = hash_text(*_code_parts(func, set()))
+        _code_cache[func] = digest
+    return digest
+
+
+def _code_parts(func: Callable[..., Any], seen: set[int]) -> list[str]:
+    """The normalised source of `func`, then of each helper function and constant it uses."""
+    seen.add(id(func))
+    tree = _function_tree(func)
+    if tree is None:  # no source (a builtin, a lambda in a REPL): fall back to bytecode
+        code = getattr(func, "__code__", None)
+        return [repr(code.co_code) if code else repr(func)]
+    parts = [ast.dump(tree)]
+    module_globals = getattr(func, "__globals__", {})
+    for name in sorted(_global_names(tree)):
+        if name not in module_globals:
+            continue
+        value = module_globals[name]
+        if isinstance(value, types.FunctionType) and id(value) not in seen:
+            if value.__module__ == func.__module__ or value.__globals__ is module_globals:
+                parts.append(f"def {name}")
+                parts.extend(_code_parts(value, seen))
+        elif isinstance(value, (int, float, str, bool, bytes, tuple, frozenset, type(None))):
+            parts.append(f"{name} = {value!r}")
+    return parts
+
+
+def _function_tree(func: Callable[..., Any]) -> ast.AST | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        module = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return None
+    node = module.body[0]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        node.decorator_list = []
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(
+            getattr(body[0], "value", None), ast.Constant
+        ) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return node
+
+
+def _global_names(tree: ast.AST) -> set[str]:
+    return {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }

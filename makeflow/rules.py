@@ -1,0 +1,239 @@
+"""Rules as plain frozen data, the `rule()` call that declares them, and their validation.
+
+`rule()` only records what the user wrote (with its file:line); the loader turns the
+records into `Rule` objects once the whole `Makeflow.py` has run.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UserError
+
+WILDCARD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Files:
+    """An ordered list of paths, some of them named (`inputs={"data": ...}`)."""
+
+    paths: tuple[str, ...] = ()
+    names: tuple[tuple[str, int, int], ...] = ()  # (name, start, stop) into paths
+
+    def map(self, fn: Callable[[str], str]) -> Files:
+        return Files(tuple(fn(p) for p in self.paths), self.names)
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One rule of a pipeline. A rule whose outputs have `{wildcards}` is a pattern rule."""
+
+    name: str
+    inputs: Files
+    outputs: Files
+    where: str
+    shell: str | None = None
+    func: Callable[..., Any] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    default: bool = False
+    stage: bool = True
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(WILDCARD.search(p) for p in self.outputs.paths)
+
+    @property
+    def is_alias(self) -> bool:
+        return self.shell is None and self.func is None
+
+    @property
+    def describe(self) -> str:
+        return f"rule {self.name} ({self.where})"
+
+
+@dataclass
+class Draft:
+    """What one `rule()` call recorded; `attach` adds the function when used as a decorator."""
+
+    name: str | None
+    inputs: Any
+    outputs: Any
+    shell: str | None
+    params: Any
+    default: bool
+    stage: bool
+    where: str
+    func: Callable[..., Any] | None = None
+
+    def attach(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(func):
+            raise UserError(
+                f"@rule must decorate a function, not {type(func).__name__}", where=self.where
+            )
+        self.func = func
+        self.name = self.name or func.__name__
+        return func
+
+
+drafts: list[Draft] = []
+
+
+def rule(
+    name: str | None = None,
+    /,
+    *,
+    inputs: Any = (),
+    outputs: Any = (),
+    shell: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    default: bool = False,
+    stage: bool = True,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
+
+    `rule("all", inputs=[...])` with no outputs and no action is an alias. As a decorator,
+    `@rule(inputs=..., outputs=...)` names the rule after the function.
+    """
+    frame = sys._getframe(1)
+    where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    draft = Draft(name, inputs, outputs, shell, params, default, stage, where)
+    drafts.append(draft)
+    return draft.attach
+
+
+def freeze(draft: Draft, root: str) -> Rule:
+    """Check a draft and turn it into a `Rule`; every mistake names the rule and its line."""
+    where = _short_where(draft.where, root)
+    name = draft.name
+    if not name or not isinstance(name, str):
+        raise UserError("a rule needs a name: rule(\"name\", ...)", where=where)
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise UserError(
+            f"rule name {name!r} may use only letters, digits, '_', '-' and '.'", where=where
+        )
+    label = f"rule {name}"
+    inputs = _files(draft.inputs, "inputs", label, where)
+    outputs = _files(draft.outputs, "outputs", label, where)
+    if draft.shell is not None and draft.func is not None:
+        raise UserError(f"{label} has both shell= and a function; keep one", where=where)
+    if draft.shell is not None and not isinstance(draft.shell, str):
+        raise UserError(f"{label}: shell= must be a string", where=where)
+    if not outputs.paths and not inputs.paths:
+        raise UserError(
+            f"{label} has neither inputs nor outputs, so it can never be built",
+            where=where,
+            hint="Give it outputs= (the files it makes) or inputs= (for an alias).",
+        )
+    if outputs.paths and draft.shell is None and draft.func is None:
+        raise UserError(
+            f"{label} has outputs but no shell= command and no function",
+            where=where,
+            hint="Add shell=\"...\" or use @rule(...) on a function.",
+        )
+    _check_wildcards(inputs, outputs, label, where)
+    params = dict(draft.params or {})
+    if not all(isinstance(k, str) for k in params):
+        raise UserError(f"{label}: params= keys must be strings", where=where)
+    return Rule(
+        name, inputs, outputs, where, draft.shell, draft.func, params,
+        bool(draft.default), bool(draft.stage),
+    )
+
+
+def _short_where(where: str, root: str) -> str:
+    file, _, line = where.rpartition(":")
+    try:
+        rel = posixpath.relpath(file, root)
+    except ValueError:
+        rel = file
+    return f"{file if rel.startswith('..') else rel}:{line}"
+
+
+def _files(value: Any, what: str, label: str, where: str) -> Files:
+    """Accept a string, a list of strings, or a dict of names to a string or list."""
+    if value is None:
+        return Files()
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        return Files((_clean_path(value, what, label, where),))
+    if isinstance(value, Mapping):
+        paths: list[str] = []
+        names: list[tuple[str, int, int]] = []
+        for key, item in value.items():
+            start = len(paths)
+            paths.extend(_files(item, what, label, where).paths)
+            names.append((str(key), start, len(paths)))
+        return Files(tuple(paths), tuple(names))
+    try:
+        items = list(value)
+    except TypeError:
+        raise UserError(
+            f"{label}: {what}= must be a path, a list of paths or a dict of named paths, "
+            f"not {type(value).__name__}",
+            where=where,
+        ) from None
+    return Files(tuple(p for item in items for p in _files(item, what, label, where).paths))
+
+
+def _clean_path(value: Any, what: str, label: str, where: str) -> str:
+    path = value.decode() if isinstance(value, bytes) else str(value.__fspath__()) \
+        if hasattr(value, "__fspath__") else value
+    if not path.strip():
+        raise UserError(f"{label}: an empty path in {what}=", where=where)
+    if posixpath.isabs(path):
+        raise UserError(
+            f"{label}: {what}= has the absolute path {path!r}; paths are relative to the "
+            "folder of Makeflow.py",
+            where=where,
+        )
+    clean = posixpath.normpath(path)
+    if clean == ".." or clean.startswith("../"):
+        raise UserError(
+            f"{label}: {what}= has {path!r}, which is outside the project folder", where=where
+        )
+    if clean == "." or clean.startswith(".makeflow/") or clean == ".makeflow":
+        raise UserError(f"{label}: {what}= may not name {path!r}", where=where)
+    return clean
+
+
+def wildcard_names(path: str) -> list[str]:
+    return [m.group(1) for m in WILDCARD.finditer(path)]
+
+
+def _check_wildcards(inputs: Files, outputs: Files, label: str, where: str) -> None:
+    """Every output names the same wildcards, and inputs use no wildcard the outputs lack."""
+    for path in (*inputs.paths, *outputs.paths):
+        stripped = WILDCARD.sub("", path)
+        if "{" in stripped or "}" in stripped:
+            raise UserError(f"{label}: {path!r} has a malformed {{wildcard}}", where=where)
+        if any(m.group(2) == "" for m in WILDCARD.finditer(path)):
+            raise UserError(f"{label}: {path!r} has an empty wildcard pattern", where=where)
+    if not outputs.paths:
+        wild = [p for p in inputs.paths if WILDCARD.search(p)]
+        if wild:
+            raise UserError(
+                f"{label}: input {wild[0]!r} has a wildcard, but the rule has no outputs to "
+                "take its value from",
+                where=where,
+                hint="List concrete files with expand(...) and glob_wildcards(...).",
+            )
+        return
+    first = set(wildcard_names(outputs.paths[0]))
+    for path in outputs.paths[1:]:
+        if set(wildcard_names(path)) != first:
+            raise UserError(
+                f"{label}: outputs {outputs.paths[0]!r} and {path!r} name different wildcards",
+                where=where,
+            )
+    for path in inputs.paths:
+        extra = set(wildcard_names(path)) - first
+        if extra:
+            raise UserError(
+                f"{label}: input {path!r} uses {{{sorted(extra)[0]}}}, which no output has, so "
+                "its value could never be known",
+                where=where,
+            )

@@ -1,0 +1,197 @@
+"""The state store: the last successful run of every step, and what each file hashed to.
+
+SQLite in `.makeflow/state.db`, in WAL mode so a crash mid-write leaves the last commit
+intact. A step's record is written only after it succeeded, one transaction per step, so
+an interrupted build keeps everything that finished. The whole store is read once at the
+start of a build; a no-op build then needs no further queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .fs import Stat
+
+SCHEMA = 1
+STATE_DIR = ".makeflow"
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER,
+    digest TEXT NOT NULL, checked_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    id TEXT PRIMARY KEY, recipe TEXT NOT NULL, params TEXT NOT NULL,
+    inputs TEXT NOT NULL, outputs TEXT NOT NULL, finished_ns INTEGER NOT NULL,
+    seconds REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A file's stat and digest when it was last hashed; `checked_ns` is when that was."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    digest: str
+    checked_ns: int
+
+    def matches(self, st: Stat) -> bool:
+        """Whether the cached digest can be trusted for a file that stats as `st`.
+
+        A file modified within a second of being hashed could change again with the same
+        mtime (coarse clocks), so such entries are never trusted and get hashed again.
+        """
+        return (
+            st.size == self.size
+            and st.mtime_ns == self.mtime_ns
+            and st.inode == self.inode
+            and self.checked_ns - st.mtime_ns > 1_000_000_000
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """The last successful run of a step: what it ran and the digests it saw and made."""
+
+    recipe: str
+    params: dict
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    finished_ns: int = 0
+    seconds: float = 0.0
+
+
+class StateStore:
+    """Reads and writes `.makeflow/state.db`; used by the build's main thread only."""
+
+    def __init__(self, root: Path):
+        self.dir = Path(root) / STATE_DIR
+        self.path = self.dir / "state.db"
+        self.warnings: list[str] = []
+        self.dir.mkdir(exist_ok=True)
+        self.db = self._connect()
+        self.files: dict[str, FileRecord] = {}
+        self.steps: dict[str, StepRecord] = {}
+        self._load()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = self._open_checked()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"state.db.corrupt-{int(time.time())}")
+            self.warnings.append(
+                f"the state store {self.path} could not be read ({exc}); it was moved to "
+                f"{aside.name} and every step counts as out of date until it is rebuilt"
+            )
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(self.path) + suffix)
+                if src.exists():
+                    os.replace(src, Path(str(aside) + suffix))
+            db = self._open_checked()
+        return db
+
+    def _open_checked(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(TABLES)
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+            elif row[0] != str(SCHEMA):
+                self._wrong_schema(row[0])
+            db.execute("SELECT count(*) FROM steps").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _wrong_schema(self, found: str) -> None:
+        newer = found.isdigit() and int(found) > SCHEMA
+        raise UserError(
+            f"the state store {self.path} has schema {found}, this makeflow reads schema "
+            f"{SCHEMA}" + (" (it was written by a newer makeflow)" if newer else ""),
+            hint=f"Upgrade makeflow, or remove {self.dir} to start afresh "
+            "(every step then runs once).",
+        )
+
+    def _load(self) -> None:
+        self.files = {
+            row[0]: FileRecord(*row[1:]) for row in self.db.execute("SELECT * FROM files")
+        }
+        self.steps = {
+            row[0]: StepRecord(row[1], json.loads(row[2]), json.loads(row[3]),
+                               json.loads(row[4]), row[5], row[6])
+            for row in self.db.execute("SELECT * FROM steps")
+        }
+
+    def remember_files(self, entries: dict[str, FileRecord]) -> None:
+        """Store stat-cache entries (for files hashed this build) in one transaction."""
+        if not entries:
+            return
+        self.files.update(entries)
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
+                [(p, r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+                 for p, r in entries.items()],
+            )
+
+    def record_step(self, step_id: str, record: StepRecord,
+                    files: dict[str, FileRecord]) -> None:
+        """Record one successful step and its outputs' stat entries, atomically."""
+        self.steps[step_id] = record
+        self.files.update(files)
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
+                (step_id, record.recipe, _dump(record.params), _dump(record.inputs),
+                 _dump(record.outputs), record.finished_ns, record.seconds),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
+                [(p, r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+                 for p, r in files.items()],
+            )
+
+    def forget_step(self, step_id: str) -> None:
+        """Drop a step's record, so it counts as never run (its outputs are suspect)."""
+        if self.steps.pop(step_id, None) is not None:
+            with self._transaction():
+                self.db.execute("DELETE FROM steps WHERE id=?", (step_id,))
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
