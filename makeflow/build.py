@@ -9,6 +9,7 @@ nothing after it run (early cutoff).
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -93,13 +94,14 @@ class Run:
         self.reporter, self.result = reporter, result
         self.downstream = graph.downstream()
         self.waiting = {sid: len(graph.upstream[sid]) for sid in graph.steps}
-        self.ready: list[str] = []
+        self.position = {sid: i for i, sid in enumerate(graph.steps)}
+        self.ready: list[tuple[int, str]] = []  # a heap: the graph's order decides ties
         self.running: dict[Future[JobResult], tuple[Step, Job, dict[str, fs.Stat | None]]] = {}
         self.stopping = False
 
     def run(self, make_executor: ExecutorFactory) -> None:
         self.reporter.started(self.plan)
-        self.ready = [sid for sid, n in self.waiting.items() if n == 0]
+        self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
         executor = make_executor(self.pipeline, self.options)
         killed = True
         try:
@@ -121,7 +123,7 @@ class Run:
     def _loop(self, executor: Executor) -> None:
         while self.ready or self.running:
             while self.ready and len(self.running) < self.options.jobs and not self.stopping:
-                self._start(self.ready.pop(0), executor)
+                self._start(heapq.heappop(self.ready)[1], executor)
             if not self.running:
                 if self.stopping:
                     return
@@ -233,7 +235,7 @@ class Run:
         for down in self.downstream[sid]:
             self.waiting[down] -= 1
             if self.waiting[down] == 0 and not self.stopping:
-                self.ready.append(down)
+                heapq.heappush(self.ready, (self.position[down], down))
 
     def _clean_stage(self) -> None:
         fs.remove(os.path.join(STATE_DIR, "stage"))

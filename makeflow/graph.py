@@ -161,7 +161,8 @@ class Resolver:
                     if maker.id not in done:
                         queue.append(maker)
             upstream[step.id] = list(ups)
-        order = _topological(upstream, self.steps)
+        _check_cycles(upstream, self.steps)
+        order = _make_order([w.id for w in wanted if isinstance(w, Step)], upstream)
         steps = {sid: self.steps[sid] for sid in order}
         producer = {p: s.id for p, s in self.producer.items() if s is not None and s.id in steps}
         targets = [w.id if isinstance(w, Step) else w for w in wanted]
@@ -272,10 +273,31 @@ def _normal(path: str) -> str:
     return posixpath.normpath(path)
 
 
-def _topological(upstream: dict[str, list[str]], steps: dict[str, Step]) -> list[str]:
-    sorter = graphlib.TopologicalSorter(upstream)
+def _make_order(roots: list[str], upstream: dict[str, list[str]]) -> list[str]:
+    """Upstream first, in the order inputs are listed (as make would go), found depth first.
+
+    Runs after the cycle check, so every path ends.
+    """
+    order: list[str] = []
+    placed: set[str] = set()
+    for root in roots:
+        stack = [(root, iter(upstream[root]))]
+        while stack:
+            sid, ups = stack[-1]
+            nxt = next((u for u in ups if u not in placed), None)
+            if nxt is None:
+                stack.pop()
+                if sid not in placed:
+                    placed.add(sid)
+                    order.append(sid)
+            else:
+                stack.append((nxt, iter(upstream[nxt])))
+    return order
+
+
+def _check_cycles(upstream: dict[str, list[str]], steps: dict[str, Step]) -> None:
     try:
-        return list(sorter.static_order())
+        graphlib.TopologicalSorter(upstream).prepare()
     except graphlib.CycleError as exc:
         cycle: list[str] = exc.args[1]
         raise UserError(

@@ -1,0 +1,274 @@
+"""Running steps: parallelism, staging, failures, crashes, logs and file names."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def ran(result) -> set[str]:
+    return set(result.ran)
+
+
+def spans(project, *paths: str) -> list[tuple[float, float]]:
+    out = []
+    for path in paths:
+        start, end = project.read(path).split()
+        out.append((float(start), float(end)))
+    return out
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+TIMED_SHELL = """
+from makeflow import rule
+STAMP = "python3 -c 'import time; print(time.time())'"
+for name in ("a", "b"):
+    rule(name, inputs="in.txt", outputs=f"{name}.txt",
+         shell=f"{STAMP} > {{outputs}}; sleep 0.4; {STAMP} >> {{outputs}}")
+rule("all", inputs=["a.txt", "b.txt"], default=True)
+"""
+
+
+@pytest.mark.parametrize("jobs, together", [(2, True), (1, False)])
+def test_jobs_run_steps_at_once(project, jobs, together):
+    project.write("in.txt", "x")
+    project.rules(TIMED_SHELL)
+    assert project.run("build", "-j", str(jobs)).code == 0
+    a, b = spans(project, "a.txt", "b.txt")
+    assert overlap(a, b) is together
+
+
+TIMED_PYTHON = """
+import time
+from makeflow import rule
+
+def stamp(step):
+    start = time.time()
+    time.sleep(0.4)
+    step.outputs[0].write_text(f"{start} {time.time()}")
+
+rule("a", inputs="in.txt", outputs="a.txt")(stamp)
+rule("b", inputs="in.txt", outputs="b.txt")(stamp)
+rule("all", inputs=["a.txt", "b.txt"], default=True)
+"""
+
+
+def test_python_steps_run_in_parallel(project):
+    project.write("in.txt", "x")
+    project.rules(TIMED_PYTHON)
+    result = project.build(jobs=2)
+    assert ran(result) == {"a", "b"}
+    assert overlap(*spans(project, "a.txt", "b.txt"))
+
+
+def test_crashing_python_step_fails_alone(project):
+    project.write("in.txt", "x")
+    project.rules("""
+        import os, signal
+        from makeflow import rule
+        @rule(inputs="in.txt", outputs="crash.txt")
+        def crash(step):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        @rule(inputs="in.txt", outputs="fine.txt")
+        def fine(step):
+            step.outputs[0].write_text("ok")
+        rule("all", inputs=["crash.txt", "fine.txt"], default=True)
+    """)
+    result = project.build(jobs=2, keep_going=True)
+    assert "crashed" in result.failed["crash"] and "SIGSEGV" in result.failed["crash"]
+    assert ran(result) == {"fine"}
+    assert project.read("fine.txt") == "ok"
+    again = project.build(jobs=1, keep_going=True)  # the pool replaced its dead worker
+    assert set(again.failed) == {"crash"}
+
+
+KILLABLE = """
+from makeflow import rule
+rule("slow", inputs="in.txt", outputs="out.txt",
+     shell="printf partial > {outputs}; {KILL}; cat {inputs} > {outputs}")
+"""
+
+
+def test_step_killed_by_a_signal_leaves_the_previous_output(project):
+    project.write("in.txt", "v1")
+    project.rules(KILLABLE.replace("{KILL}", "true"))
+    assert project.run("build").code == 0
+    assert project.read("out.txt") == "v1"
+    project.write("in.txt", "v2")
+    project.rules(KILLABLE.replace("{KILL}", "kill -9 $$"))
+    done = project.run("build")
+    assert done.code == 1
+    assert "killed by SIGKILL" in done.text
+    assert project.read("out.txt") == "v1"
+
+
+def test_interrupted_build_leaves_the_previous_output_and_reruns(project):
+    project.write("in.txt", "v1")
+    project.rules("""
+        from makeflow import rule
+        rule("slow", inputs="in.txt", outputs="out.txt",
+             shell="printf partial > {outputs}; touch started; sleep 30; cat {inputs} > {outputs}")
+    """)
+    project.rules(project.read("Makeflow.py").replace("sleep 30; ", ""))
+    assert project.run("build").code == 0
+    (project.root / "started").unlink()
+    project.rules(project.read("Makeflow.py").replace("started; ", "started; sleep 30; "))
+    proc = subprocess.Popen([sys.executable, "-m", "makeflow", "build"], cwd=project.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while not project.exists("started") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert project.read("out.txt") == "v1"
+    assert not list((project.root / ".makeflow").glob("stage/**/out.txt"))
+    assert "command changed" in project.run("status").out
+
+
+def test_failed_step_keeps_the_old_output_when_staged(project):
+    project.write("in.txt", "v1")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt", shell="cp {inputs} {outputs}")\n')
+    project.build()
+    project.write("in.txt", "v2")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt", '
+                  'shell="cp {inputs} {outputs}; exit 1")\n')
+    result = project.build()
+    assert result.failed == {"s": "exit status 1"}
+    assert project.read("out.txt") == "v1"
+
+
+def test_unstaged_failed_step_has_its_outputs_deleted(project):
+    project.write("in.txt", "v1")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt", stage=False,\n'
+                  '     shell="cp {inputs} out.txt; exit 1")\n')
+    result = project.build()
+    assert "s" in result.failed
+    assert not project.exists("out.txt")
+
+
+def test_unstaged_step_writes_its_own_file_names(project):
+    project.write("in.txt", "v1")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt", stage=False,\n'
+                  '     shell="cp in.txt out.txt")\n')
+    assert ran(project.build()) == {"s"}
+    assert ran(project.build()) == set()
+
+
+def test_step_without_its_declared_output_fails_naming_it(project):
+    project.write("in.txt", "x")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs=["a.txt", "b.txt"], '
+                  'shell="cp {inputs} {outputs[0]}")\n')
+    result = project.build()
+    assert "did not create its output b.txt" in result.failed["s"]
+    assert not project.exists("a.txt")
+
+
+def test_failure_stops_the_build_unless_keep_going(project):
+    project.write("in.txt", "x")
+    project.rules("""
+        from makeflow import rule
+        rule("bad", inputs="in.txt", outputs="bad.txt", shell="exit 4")
+        rule("after", inputs="bad.txt", outputs="after.txt", shell="cp {inputs} {outputs}")
+        rule("other", inputs="in.txt", outputs="other.txt", shell="cp {inputs} {outputs}")
+        rule("all", inputs=["after.txt", "other.txt"], default=True)
+    """)
+    result = project.build(jobs=1)
+    assert result.failed == {"bad": "exit status 4"}
+    assert "other" not in result.ran
+    result = project.build(jobs=1, keep_going=True)
+    assert result.ran == ["other"] and "after" in result.not_run
+    assert project.exists("other.txt") and not project.exists("after.txt")
+
+
+def test_input_changed_while_running_is_not_recorded(project):
+    project.write("in.txt", "x")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt",\n'
+                  '     shell="cp {inputs} {outputs}; echo more >> {inputs}")\n')
+    result = project.build()
+    assert "in.txt changed while s ran" in result.output
+    assert ran(project.build()) == {"s"}
+
+
+def test_steps_run_in_the_project_folder_and_get_output_folders(project):
+    project.write("in.txt", "x")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="deep/er/out.txt",\n'
+                  '     shell="pwd > {outputs}")\n')
+    assert project.run("build", "-C", str(project.root)).code == 0
+    assert project.read("deep/er/out.txt").strip() == str(project.root)
+
+
+@pytest.mark.parametrize("name", ["with space.txt", "it's \"q\".txt", "ünïcødé ☃.txt",
+                                  "dollar $HOME.txt"])
+def test_unusual_file_names_are_quoted(project, name):
+    project.write(name, "content")
+    project.rules(f'from makeflow import rule\n'
+                  f'rule("s", inputs={name!r}, outputs="copy of " + {name!r},\n'
+                  f'     shell="cat {{inputs}} > {{outputs}}; echo {{inputs[0]}} >> {{outputs}}")\n')
+    assert ran(project.build()) == {"s"}
+    assert project.read("copy of " + name) == f"content{name}\n"
+
+
+def test_named_inputs_in_shell_and_python(project):
+    project.write("data.txt", "D")
+    project.write("extra.txt", "E")
+    project.rules("""
+        from makeflow import rule
+        rule("sh", inputs={"data": "data.txt", "extra": "extra.txt"},
+             outputs={"out": "sh.txt"}, shell="cat {inputs.extra} {inputs.data} > {outputs.out}")
+        @rule(inputs={"data": "data.txt", "extra": "extra.txt"}, outputs={"out": "py.txt"},
+              params={"sep": "-"})
+        def py(step):
+            text = step.inputs.data.read_text() + step.params.sep + step.inputs.extra.read_text()
+            step.outputs.out.write_text(text)
+        rule("all", inputs=["sh.txt", "py.txt"], default=True)
+    """)
+    assert ran(project.build()) == {"sh", "py"}
+    assert project.read("sh.txt") == "ED"
+    assert project.read("py.txt") == "D-E"
+
+
+def test_logs_keep_each_steps_output(project):
+    project.write("in.txt", "x")
+    project.rules("""
+        from makeflow import rule
+        rule("sh", inputs="in.txt", outputs="a.txt", shell="echo hello-shell; cp {inputs} {outputs}")
+        @rule(inputs="in.txt", outputs="b.txt")
+        def py(step):
+            print("hello-python")
+            step.outputs[0].write_text("b")
+        rule("all", inputs=["a.txt", "b.txt"], default=True)
+    """)
+    project.build()
+    assert "hello-shell" in project.run("logs", "sh").out
+    assert "hello-python" in project.run("logs", "b.txt").out
+
+
+def test_step_error_fails_with_its_message_only(project):
+    project.write("in.txt", "x")
+    project.rules("""
+        from makeflow import rule, StepError
+        @rule(inputs="in.txt", outputs="gate.txt")
+        def gate(step):
+            raise StepError("r2 0.31 is below the threshold 0.40")
+    """)
+    done = project.run("build")
+    assert done.code == 1
+    assert "r2 0.31 is below the threshold 0.40" in done.text
+    assert "Traceback" not in done.text
