@@ -151,7 +151,7 @@ class Run:
             return ["forced"]
         if step.id not in self.plan.stale:
             return []
-        return reasons(step, self.state.steps.get(step.id), self.digests)
+        return reasons(step, self.state, self.digests)
 
     def _job(self, step: Step) -> Job:
         outputs = self._staged(step) if step.rule.stage else step.outputs

@@ -32,7 +32,7 @@ def clean(pipeline: Pipeline, targets: Iterable[str] = (), dry_run: bool = False
         steps = _steps(pipeline, targets, stats, state)
         digests = Digests(state, stats)
         for sid in steps:
-            record = state.steps.get(sid)
+            record = state.record(sid)
             if record is None:
                 continue
             for path, digest in record.outputs.items():
@@ -46,7 +46,7 @@ def _steps(pipeline: Pipeline, targets: list[str], stats: fs.StatCache,
            state: StateStore) -> list[str]:
     if targets:
         return list(resolve(pipeline, targets, stats).steps)
-    return list(state.steps)
+    return state.step_ids
 
 
 def _clean_one(path: str, digest: str, digests: Digests, done: Cleaned, dry_run: bool) -> None:

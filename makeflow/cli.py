@@ -170,7 +170,8 @@ def explain(plan: Plan, target: str) -> str:
 @project_options
 @click.argument("target", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]),
-              default="text", show_default=True)
+              default="text", show_default=True,
+              help="text to read, dot for Graphviz, mermaid for Markdown pages.")
 @handle_errors
 def graph_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   target: str | None, fmt: str) -> None:

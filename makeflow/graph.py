@@ -13,7 +13,6 @@ import itertools
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import UserError
 from .fs import StatCache
@@ -32,16 +31,7 @@ class Step:
     wildcards: dict[str, str]
     inputs: Files
     outputs: Files
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.rule.params)
-
-    def command(self) -> str | None:
-        """The shell command with the real paths; what the fingerprint records."""
-        if self.rule.shell is None:
-            return None
-        return substitute(self.rule, self.rule.shell, self.inputs, self.outputs, self.wildcards)
+    command: str | None  # the shell command with the real paths, as the record keeps it
 
 
 def substitute(rule: Rule, template: str, inputs: Files, outputs: Files,
@@ -196,11 +186,14 @@ class Resolver:
         return self._step(rule, wildcards)
 
     def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str], chain: set[str]) -> bool:
-        for template in rule.inputs.paths:
-            path = compile_pattern(template).fill(wildcards) if "{" in template else template
-            if not self._makeable_path(_normal(path), chain):
-                return False
-        return True
+        """Whether the rule's inputs for these wildcards exist or can be made.
+
+        A pattern rule never applies to a file that would be its own input.
+        """
+        inputs = _fill(rule.inputs, wildcards).paths
+        if set(inputs) & set(_fill(rule.outputs, wildcards).paths):
+            return False
+        return all(self._makeable_path(path, chain) for path in inputs)
 
     def _makeable_path(self, path: str, chain: set[str]) -> bool:
         """Whether `path` exists or some rule can make it; a pattern rule is used once a chain."""
@@ -224,9 +217,10 @@ class Resolver:
             if wildcards:
                 inputs = _fill(inputs, wildcards)
                 outputs = _fill(outputs, wildcards)
-            step = self.steps[sid] = Step(sid, rule, wildcards, inputs, outputs)
+            command = None
             if rule.shell is not None:
-                step.command()  # a bad placeholder is an error now, not mid-build
+                command = substitute(rule, rule.shell, inputs, outputs, wildcards)
+            step = self.steps[sid] = Step(sid, rule, wildcards, inputs, outputs, command)
         return step
 
     def _missing(self, path: str, needed_by: Step | None, matches: list) -> UserError:

@@ -16,7 +16,8 @@ from . import fs
 from .graph import Graph, Step
 from .hashing import hash_path, hash_text
 from .recipe import code_digest
-from .state import FileRecord, StateStore, StepRecord
+from .rules import Rule
+from .state import FileRecord, StateStore, StepRecord, fingerprint
 
 
 class Digests:
@@ -62,29 +63,50 @@ class Digests:
 
 def recipe_of(step: Step) -> str:
     """What the step runs, as a digest; its kind tells the reason apart when it changes."""
-    if step.rule.shell is not None:
-        return "shell:" + hash_text(step.command() or "")
+    if step.command is not None:
+        return "shell:" + hash_text(step.command)
     if step.rule.func is not None:
         return "code:" + code_digest(step.rule.func)
     return "alias"
 
 
+_params_cache: dict[int, tuple[Rule, dict[str, Any]]] = {}
+
+
 def params_of(step: Step) -> dict[str, Any]:
     """Parameters as JSON would store them, so a tuple and a list compare equal."""
-    return json.loads(json.dumps(step.rule.params, sort_keys=True, default=repr))
+    cached = _params_cache.get(id(step.rule))
+    if cached is None or cached[0] is not step.rule:
+        value = json.loads(json.dumps(step.rule.params, sort_keys=True, default=repr))
+        cached = _params_cache[id(step.rule)] = (step.rule, value)
+    return cached[1]
 
 
-def reasons(step: Step, record: StepRecord | None, digests: Digests,
+def current_fingerprint(step: Step, digests: Digests) -> str:
+    return fingerprint(
+        recipe_of(step), params_of(step),
+        {p: digests.get(p) for p in step.inputs.paths},
+        {p: digests.get(p) for p in step.outputs.paths},
+    )
+
+
+def reasons(step: Step, state: StateStore, digests: Digests,
             produced_by_stale: set[str] = frozenset()) -> list[str]:
     """Why `step` must run; empty when it is fresh.
 
     Inputs in `produced_by_stale` belong to steps that will run first; they are not
-    hashed now, and the step is checked again once they are done.
+    hashed now, and the step is checked again once they are done. When nothing is
+    pending, equal fingerprints settle it without decoding the record.
     """
     if step.rule.is_alias:
         return []
-    if record is None:
+    stored = state.fingerprints.get(step.id)
+    if stored is None:
         return ["never ran"]
+    if not produced_by_stale and stored == current_fingerprint(step, digests):
+        return []
+    record = state.record(step.id)
+    assert record is not None
     why = _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
     why += _input_reasons(step, record, digests, produced_by_stale)
     why += _output_reasons(step, record, digests)
@@ -177,7 +199,7 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
         if force and not step.rule.is_alias:
             why = ["forced"]
         else:
-            why = reasons(step, state.steps.get(sid), digests, pending)
+            why = reasons(step, state, digests, pending)
             why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
             if step.rule.is_alias and stale_ups:
                 why = ["upstream"]

@@ -200,6 +200,21 @@ def _clean_path(value: Any, what: str, label: str, where: str) -> str:
     return clean
 
 
+def _check_constraint(constraint: str | None, path: str, label: str, where: str) -> None:
+    if constraint is None:
+        return
+    if constraint == "":
+        raise UserError(f"{label}: {path!r} has an empty wildcard pattern", where=where)
+    try:
+        re.compile(constraint)
+    except re.error as exc:
+        raise UserError(
+            f"{label}: {path!r} has a wildcard pattern that is not a valid regular "
+            f"expression ({exc})",
+            where=where,
+        ) from None
+
+
 def wildcard_names(path: str) -> list[str]:
     return [m.group(1) for m in WILDCARD.finditer(path)]
 
@@ -210,8 +225,8 @@ def _check_wildcards(inputs: Files, outputs: Files, label: str, where: str) -> N
         stripped = WILDCARD.sub("", path)
         if "{" in stripped or "}" in stripped:
             raise UserError(f"{label}: {path!r} has a malformed {{wildcard}}", where=where)
-        if any(m.group(2) == "" for m in WILDCARD.finditer(path)):
-            raise UserError(f"{label}: {path!r} has an empty wildcard pattern", where=where)
+        for m in WILDCARD.finditer(path):
+            _check_constraint(m.group(2), path, label, where)
     if not outputs.paths:
         wild = [p for p in inputs.paths if WILDCARD.search(p)]
         if wild:

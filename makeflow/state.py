@@ -8,6 +8,7 @@ start of a build; a no-op build then needs no further queries.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -15,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
 from .fs import Stat
+from .hashing import hash_text
 
-SCHEMA = 1
+SCHEMA = 2
 STATE_DIR = ".makeflow"
 
 TABLES = """
@@ -27,9 +28,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER,
     digest TEXT NOT NULL, checked_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
-    id TEXT PRIMARY KEY, recipe TEXT NOT NULL, params TEXT NOT NULL,
-    inputs TEXT NOT NULL, outputs TEXT NOT NULL, finished_ns INTEGER NOT NULL,
-    seconds REAL NOT NULL);
+    id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, record TEXT NOT NULL);
 """
 
 
@@ -68,6 +67,21 @@ class StepRecord:
     finished_ns: int = 0
     seconds: float = 0.0
 
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.recipe, self.params, self.inputs, self.outputs)
+
+
+def fingerprint(recipe: str, params: dict, inputs: dict[str, str | None],
+                outputs: dict[str, str | None]) -> str:
+    """One digest of everything that decides whether a step is fresh.
+
+    Equal fingerprints mean fresh, so a no-op build compares one string per step and
+    decodes no record.
+    """
+    return hash_text(recipe, _dump(params), *(f"{p}\0{d}" for p, d in inputs.items()),
+                     "->", *(f"{p}\0{d}" for p, d in outputs.items()))
+
 
 class StateStore:
     """Reads and writes `.makeflow/state.db`; used by the build's main thread only."""
@@ -79,17 +93,18 @@ class StateStore:
         self.dir.mkdir(exist_ok=True)
         self.db = self._connect()
         self.files: dict[str, FileRecord] = {}
-        self.steps: dict[str, StepRecord] = {}
+        self.fingerprints: dict[str, str] = {}
+        self._records: dict[str, str | StepRecord] = {}
         self._load()
 
     def _connect(self) -> sqlite3.Connection:
         try:
             db = self._open_checked()
         except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"state.db.corrupt-{int(time.time())}")
+            aside = self.path.with_name(f"state.db.set-aside-{int(time.time())}")
             self.warnings.append(
-                f"the state store {self.path} could not be read ({exc}); it was moved to "
-                f"{aside.name} and every step counts as out of date until it is rebuilt"
+                f"the state store {self.path} could not be used ({exc}); it was moved to "
+                f"{aside.name}, and every step counts as out of date until it runs again"
             )
             for suffix in ("", "-wal", "-shm"):
                 src = Path(str(self.path) + suffix)
@@ -116,23 +131,27 @@ class StateStore:
         return db
 
     def _wrong_schema(self, found: str) -> None:
-        newer = found.isdigit() and int(found) > SCHEMA
-        raise UserError(
-            f"the state store {self.path} has schema {found}, this makeflow reads schema "
-            f"{SCHEMA}" + (" (it was written by a newer makeflow)" if newer else ""),
-            hint=f"Upgrade makeflow, or remove {self.dir} to start afresh "
-            "(every step then runs once).",
-        )
+        newer = " (written by a newer makeflow)" if found.isdigit() and int(found) > SCHEMA else ""
+        raise sqlite3.DatabaseError(f"it has schema {found}{newer}, this makeflow reads {SCHEMA}")
 
     def _load(self) -> None:
         self.files = {
             row[0]: FileRecord(*row[1:]) for row in self.db.execute("SELECT * FROM files")
         }
-        self.steps = {
-            row[0]: StepRecord(row[1], json.loads(row[2]), json.loads(row[3]),
-                               json.loads(row[4]), row[5], row[6])
-            for row in self.db.execute("SELECT * FROM steps")
-        }
+        for sid, fp, record in self.db.execute("SELECT id, fingerprint, record FROM steps"):
+            self.fingerprints[sid] = fp
+            self._records[sid] = record
+
+    def record(self, step_id: str) -> StepRecord | None:
+        """A step's last successful run, decoded on first use."""
+        raw = self._records.get(step_id)
+        if isinstance(raw, str):
+            raw = self._records[step_id] = StepRecord(**json.loads(raw))
+        return raw
+
+    @property
+    def step_ids(self) -> list[str]:
+        return list(self.fingerprints)
 
     def remember_files(self, entries: dict[str, FileRecord]) -> None:
         """Store stat-cache entries (for files hashed this build) in one transaction."""
@@ -149,13 +168,13 @@ class StateStore:
     def record_step(self, step_id: str, record: StepRecord,
                     files: dict[str, FileRecord]) -> None:
         """Record one successful step and its outputs' stat entries, atomically."""
-        self.steps[step_id] = record
+        fp = self.fingerprints[step_id] = record.fingerprint
+        self._records[step_id] = record
         self.files.update(files)
         with self._transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
-                (step_id, record.recipe, _dump(record.params), _dump(record.inputs),
-                 _dump(record.outputs), record.finished_ns, record.seconds),
+                "INSERT OR REPLACE INTO steps VALUES (?,?,?)",
+                (step_id, fp, _dump(dataclasses.asdict(record))),
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
@@ -165,7 +184,8 @@ class StateStore:
 
     def forget_step(self, step_id: str) -> None:
         """Drop a step's record, so it counts as never run (its outputs are suspect)."""
-        if self.steps.pop(step_id, None) is not None:
+        self._records.pop(step_id, None)
+        if self.fingerprints.pop(step_id, None) is not None:
             with self._transaction():
                 self.db.execute("DELETE FROM steps WHERE id=?", (step_id,))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -220,7 +219,8 @@ def test_unusual_file_names_are_quoted(project, name):
     project.write(name, "content")
     project.rules(f'from makeflow import rule\n'
                   f'rule("s", inputs={name!r}, outputs="copy of " + {name!r},\n'
-                  f'     shell="cat {{inputs}} > {{outputs}}; echo {{inputs[0]}} >> {{outputs}}")\n')
+                  f'     shell="cat {{inputs}} > {{outputs}}; '
+                  f'echo {{inputs[0]}} >> {{outputs}}")\n')
     assert ran(project.build()) == {"s"}
     assert project.read("copy of " + name) == f"content{name}\n"
 
@@ -248,7 +248,8 @@ def test_logs_keep_each_steps_output(project):
     project.write("in.txt", "x")
     project.rules("""
         from makeflow import rule
-        rule("sh", inputs="in.txt", outputs="a.txt", shell="echo hello-shell; cp {inputs} {outputs}")
+        rule("sh", inputs="in.txt", outputs="a.txt",
+             shell="echo hello-shell; cp {inputs} {outputs}")
         @rule(inputs="in.txt", outputs="b.txt")
         def py(step):
             print("hello-python")

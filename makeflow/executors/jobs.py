@@ -21,6 +21,11 @@ from ..errors import StepError
 from ..recipe import context
 from . import Job, JobResult
 
+# Steps find the interpreter that runs makeflow first, so `python script.py` in a command
+# sees the same packages as the build.
+STEP_ENV = {**os.environ,
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+
 SHELL_SYNTAX = set("|&;<>()$`\\*?[]#~{}!\n\t")
 SHELL_WORDS = {"cd", "export", "exit", "source", ".", "set", "unset", "eval", "exec", "if",
                "for", "while", "case", "alias", "ulimit", "umask", "wait", "read", "true",
@@ -75,7 +80,7 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         try:
             proc = subprocess.Popen(
                 argv_for(job.command), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, env=STEP_ENV,
             )
         except OSError as exc:
             log.write(f"makeflow: {exc}\n".encode())
