@@ -33,6 +33,7 @@ class BuildOptions:
     dry_run: bool = False
     force: bool = False
     keep_going: bool = False
+    clock: Callable[[], float] = time.time  # injectable, for max_age and schedules in tests
 
 
 @dataclass
@@ -69,7 +70,7 @@ def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
         stats = fs.StatCache()
         graph = resolve(pipeline, targets, stats)
         digests = Digests(state, stats)
-        plan = make_plan(graph, state, digests, options.force)
+        plan = make_plan(graph, state, digests, options.force, options.clock())
         state.remember_files(digests.take_hashed())
         result = BuildResult(plan=plan)
         if options.dry_run:
@@ -151,7 +152,7 @@ class Run:
             return ["forced"]
         if step.id not in self.plan.stale:
             return []
-        return reasons(step, self.state, self.digests)
+        return reasons(step, self.state, self.digests, now=self.options.clock())
 
     def _job(self, step: Step) -> Job:
         outputs = self._staged(step) if step.rule.stage else step.outputs
@@ -249,12 +250,12 @@ def log_path(step_id: str) -> str:
     return os.path.join(STATE_DIR, "logs", _safe_name(step_id) + ".log")
 
 
-def status(pipeline: Pipeline, targets: Iterable[str]) -> Plan:
+def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None) -> Plan:
     """The plan without running anything: which steps are stale, and why."""
     with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
         stats = fs.StatCache()
         graph = resolve(pipeline, targets, stats)
         digests = Digests(state, stats)
-        plan = make_plan(graph, state, digests)
+        plan = make_plan(graph, state, digests, now=now)
         state.remember_files(digests.take_hashed())
     return plan

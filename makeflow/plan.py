@@ -91,7 +91,7 @@ def current_fingerprint(step: Step, digests: Digests) -> str:
 
 
 def reasons(step: Step, state: StateStore, digests: Digests,
-            produced_by_stale: set[str] = frozenset()) -> list[str]:
+            produced_by_stale: set[str] = frozenset(), now: float | None = None) -> list[str]:
     """Why `step` must run; empty when it is fresh.
 
     Inputs in `produced_by_stale` belong to steps that will run first; they are not
@@ -103,14 +103,35 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     stored = state.fingerprints.get(step.id)
     if stored is None:
         return ["never ran"]
+    timed = _time_reasons(step, state, time.time() if now is None else now)
     if not produced_by_stale and stored == current_fingerprint(step, digests):
-        return []
+        return timed
     record = state.record(step.id)
     assert record is not None
-    why = _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
+    why = timed + _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
     why += _input_reasons(step, record, digests, produced_by_stale)
     why += _output_reasons(step, record, digests)
     return why
+
+
+def _time_reasons(step: Step, state: StateStore, now: float) -> list[str]:
+    """`always=True` steps are always stale; `max_age` ones once their last run is older."""
+    if step.rule.always:
+        return ["always runs"]
+    if step.rule.max_age is None:
+        return []
+    record = state.record(step.id)
+    age = now - record.finished_ns / 1e9 if record else float("inf")
+    if age <= step.rule.max_age:
+        return []
+    return [f"older than {_span(step.rule.max_age)} (last run {_span(age)} ago)"]
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"
 
 
 def _recipe_reasons(step: Step, record: StepRecord) -> list[str]:
@@ -186,7 +207,8 @@ class Plan:
         return [s for s in self.stale if not self.graph.steps[s].rule.is_alias]
 
 
-def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False) -> Plan:
+def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False,
+              now: float | None = None) -> Plan:
     """Walk the graph upstream first; a step below a stale one is stale with 'upstream: X'.
 
     Such a step may still turn out fresh when its upstream rewrites identical outputs
@@ -199,7 +221,7 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
         if force and not step.rule.is_alias:
             why = ["forced"]
         else:
-            why = reasons(step, state, digests, pending)
+            why = reasons(step, state, digests, pending, now)
             why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
             if step.rule.is_alias and stale_ups:
                 why = ["upstream"]

@@ -42,6 +42,10 @@ class Rule:
     params: Mapping[str, Any] = field(default_factory=dict)
     default: bool = False
     stage: bool = True
+    retries: int = 0
+    timeout: float | None = None  # seconds
+    always: bool = False
+    max_age: float | None = None  # seconds
 
     @property
     def is_pattern(self) -> bool:
@@ -65,8 +69,7 @@ class Draft:
     outputs: Any
     shell: str | None
     params: Any
-    default: bool
-    stage: bool
+    options: dict[str, Any]
     where: str
     func: Callable[..., Any] | None = None
 
@@ -93,15 +96,26 @@ def rule(
     params: Mapping[str, Any] | None = None,
     default: bool = False,
     stage: bool = True,
+    retries: int = 0,
+    timeout: float | str | None = None,
+    always: bool = False,
+    max_age: float | str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
     `rule("all", inputs=[...])` with no outputs and no action is an alias. As a decorator,
     `@rule(inputs=..., outputs=...)` names the rule after the function.
+
+    Options: `default` (what a bare `makeflow build` builds), `stage=False` (the step writes
+    its outputs in place), `retries=N` (rerun a failing step up to N times), `timeout`
+    (stop a step running longer, e.g. "10m"), `always` (stale on every build) and
+    `max_age` (stale once its last run is older, e.g. "24h").
     """
     frame = sys._getframe(1)
     where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    draft = Draft(name, inputs, outputs, shell, params, default, stage, where)
+    options = {"default": default, "stage": stage, "retries": retries, "timeout": timeout,
+               "always": always, "max_age": max_age}
+    draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
 
@@ -139,10 +153,54 @@ def freeze(draft: Draft, root: str) -> Rule:
     params = dict(draft.params or {})
     if not all(isinstance(k, str) for k in params):
         raise UserError(f"{label}: params= keys must be strings", where=where)
-    return Rule(
-        name, inputs, outputs, where, draft.shell, draft.func, params,
-        bool(draft.default), bool(draft.stage),
-    )
+    return Rule(name, inputs, outputs, where, draft.shell, draft.func, params,
+                **_options(draft.options, label, where))
+
+
+def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
+    retries = options["retries"]
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise UserError(f"{label}: retries= must be a whole number >= 0, not {retries!r}",
+                        where=where)
+    return {
+        "default": bool(options["default"]),
+        "stage": bool(options["stage"]),
+        "retries": retries,
+        "timeout": _duration(options["timeout"], "timeout", label, where),
+        "always": bool(options["always"]),
+        "max_age": _duration(options["max_age"], "max_age", label, where),
+    }
+
+
+DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?"
+                      r"(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from a number or a text such as "90s", "10m", "24h", "7d" or "1h30m"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    m = DURATION.fullmatch(text)
+    if not text or m is None or not any(m.groups()):
+        raise ValueError(value)
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def _duration(value: Any, what: str, label: str, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError):
+        seconds = -1.0
+    if seconds <= 0:
+        raise UserError(
+            f"{label}: {what}={value!r} is not a duration",
+            where=where, hint='Give seconds as a number, or a text like "90s", "10m", "24h", "7d".',
+        )
+    return seconds
 
 
 def _short_where(where: str, root: str) -> str:
