@@ -257,5 +257,6 @@ def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None)
         graph = resolve(pipeline, targets, stats)
         digests = Digests(state, stats)
         plan = make_plan(graph, state, digests, now=now)
+        plan.warnings = state.warnings
         state.remember_files(digests.take_hashed())
     return plan

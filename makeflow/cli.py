@@ -82,17 +82,28 @@ def project_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def open_pipeline(rules_file: str | None, directory: str | None,
                   overrides: tuple[str, ...]) -> Pipeline:
-    return load(find_rules_file(rules_file, directory), overrides)
+    """Load the rules file; options given before the command (`makeflow -C dir build`) count
+    too, as with make."""
+    early = click.get_current_context().find_root().obj or {}
+    return load(
+        find_rules_file(rules_file or early.get("rules_file"),
+                        directory or early.get("directory")),
+        (*early.get("overrides", ()), *overrides),
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="makeflow")
-def cli() -> None:
+@project_options
+@click.pass_context
+def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
+        overrides: tuple[str, ...]) -> None:
     """makeflow: build data artifacts from the rules in Makeflow.py.
 
     Steps rerun only when the content of their inputs, their code or their parameters
     changed; run `makeflow status` to see what is stale and why.
     """
+    ctx.obj = {"rules_file": rules_file, "directory": directory, "overrides": overrides}
 
 
 @cli.command("build")
@@ -126,6 +137,8 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
                    targets: tuple[str, ...], check: bool) -> None:
     """Show which steps are stale and why, without running anything."""
     plan = status(open_pipeline(rules_file, directory, overrides), targets)
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     lines = plan_lines(plan)
     for line in lines:
         click.echo(f"stale  {line}")
@@ -147,14 +160,18 @@ def why_command(rules_file: str | None, directory: str | None, overrides: tuple[
     """Explain whether FILE is up to date, and what would rebuild it."""
     pipeline = open_pipeline(rules_file, directory, overrides)
     plan = status(pipeline, [file])
-    click.echo(explain(plan, file))
+    whole = plan
+    if file not in plan.graph.steps and os.path.normpath(file) not in plan.graph.producer:
+        whole = status(pipeline, [])  # who reads a source is known from the whole pipeline
+    click.echo(explain(plan, file, whole))
 
 
-def explain(plan: Plan, target: str) -> str:
+def explain(plan: Plan, target: str, whole: Plan) -> str:
     graph = plan.graph
     sid = target if target in graph.steps else graph.producer.get(os.path.normpath(target))
     if sid is None:
-        users = [s.id for s in graph.steps.values() if target in s.inputs.paths]
+        path = os.path.normpath(target)
+        users = [s.id for s in whole.graph.steps.values() if path in s.inputs.paths]
         used = f"; used by {', '.join(users)}" if users else ""
         return f"{target} is a source file: no rule makes it{used}"
     step = graph.steps[sid]

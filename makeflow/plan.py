@@ -197,6 +197,7 @@ class Plan:
 
     graph: Graph
     stale: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale

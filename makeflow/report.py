@@ -66,6 +66,7 @@ class PlainReporter:
         self.quiet = quiet
         self.total = 0
         self.count = 0
+        self.dry_run = False
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -75,6 +76,7 @@ class PlainReporter:
         self._line(f"warning: {text}")
 
     def planned(self, plan: Plan) -> None:
+        self.dry_run = True
         lines = plan_lines(plan)
         for line in lines:
             self._line(f"would run {line}")
@@ -101,6 +103,9 @@ class PlainReporter:
             self._line(f"  | {line}")
 
     def finished(self, result: BuildResult) -> None:
+        if self.dry_run:
+            self._line(f"{len(plan_lines(result.plan))} steps would run" if result.plan else "")
+            return
         if result.plan is not None and not result.plan.runnable and not result.failed:
             self._line("nothing to do: everything is up to date")
         self._line(summary(result))
@@ -161,7 +166,8 @@ class RichReporter(PlainReporter):
         if self.live is not None:
             self.live.stop()
             self.live = None
-        if result.plan is not None and not result.plan.runnable and not result.failed:
+        if not self.dry_run and result.plan is not None and not result.plan.runnable \
+                and not result.failed:
             self.console.print("nothing to do: everything is up to date")
         style = "bold red" if result.failed else "bold green"
         self.console.print(Text(summary(result), style=style))
