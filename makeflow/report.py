@@ -166,8 +166,10 @@ class RichReporter(PlainReporter):
         if self.live is not None:
             self.live.stop()
             self.live = None
-        if not self.dry_run and result.plan is not None and not result.plan.runnable \
-                and not result.failed:
+        if self.dry_run:
+            super().finished(result)
+            return
+        if result.plan is not None and not result.plan.runnable and not result.failed:
             self.console.print("nothing to do: everything is up to date")
         style = "bold red" if result.failed else "bold green"
         self.console.print(Text(summary(result), style=style))
