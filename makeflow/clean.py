@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import fs
 from .graph import resolve
 from .loader import Pipeline
+from .lock import ProjectLock
 from .plan import Digests
 from .state import StateStore
 
@@ -25,9 +27,15 @@ def clean(pipeline: Pipeline, targets: Iterable[str] = (), dry_run: bool = False
     A file is removed only if makeflow recorded it as an output and its content is still
     what makeflow wrote, so a hand-edited file is kept and reported.
     """
-    done = Cleaned()
     targets = list(targets)
-    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
+    with contextlib.chdir(pipeline.root), ProjectLock(pipeline.root) as lock:
+        lock.acquire()
+        return _clean(pipeline, targets, dry_run)
+
+
+def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool) -> Cleaned:
+    done = Cleaned()
+    with StateStore(pipeline.root) as state:
         stats = fs.StatCache()
         steps = _steps(pipeline, targets, stats, state)
         digests = Digests(state, stats)
@@ -58,4 +66,16 @@ def _clean_one(path: str, digest: str, digests: Digests, done: Cleaned, dry_run:
         return
     if not dry_run:
         fs.remove(path)
+        _remove_empty_parents(path)
     done.removed.append(path)
+
+
+def _remove_empty_parents(path: str) -> None:
+    """Folders makeflow created for outputs go too, once nothing is left in them."""
+    parent = os.path.dirname(path)
+    while parent:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return
+        parent = os.path.dirname(parent)

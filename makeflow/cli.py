@@ -19,15 +19,11 @@ import click
 from . import __version__
 from .build import BuildOptions, build, log_path, status
 from .clean import clean
-from .errors import MakeflowError, UserError
+from .errors import MakeflowError, Terminated, UserError
 from .graphviz import render
 from .loader import Pipeline, find_rules_file, load
 from .plan import Plan
 from .report import make_reporter, plan_lines
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C but with its own exit status."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -50,10 +46,10 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             _error(str(exc))
             sys.exit(exc.exit_code)
         except Terminated:
-            _error("terminated (SIGTERM); running steps were stopped, finished ones recorded")
+            _error("stopped by SIGTERM")
             sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
-            _error("interrupted; running steps were stopped, finished ones recorded")
+            _error("stopped by SIGINT")
             sys.exit(128 + signal.SIGINT)
 
     return wrapper
@@ -116,13 +112,16 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
 @click.option("-k", "--keep-going", is_flag=True,
               help="After a failure, still run every step that does not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
+@click.option("--no-wait", is_flag=True,
+              help="If another build runs in this folder, exit with status 2 instead of waiting.")
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int, dry_run: bool, force: bool,
-                  keep_going: bool, quiet: bool) -> None:
+                  keep_going: bool, quiet: bool, no_wait: bool) -> None:
     """Bring TARGETS (files or rule names; default: the default rule) up to date."""
     pipeline = open_pipeline(rules_file, directory, overrides)
-    options = BuildOptions(jobs=jobs, dry_run=dry_run, force=force, keep_going=keep_going)
+    options = BuildOptions(jobs=jobs, dry_run=dry_run, force=force, keep_going=keep_going,
+                           wait=not no_wait)
     result = build(pipeline, targets, options, make_reporter(sys.stdout, quiet))
     if not result.ok:
         sys.exit(1)

@@ -43,6 +43,11 @@ class Interrupted(MakeflowError):
     def __init__(self, message: str, *, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so a build stops as it does on Ctrl-C."""
 
 
 class StepError(Exception):

@@ -31,6 +31,8 @@ class Reporter(Protocol):
     def step_started(self, step: Step, why: list[str]) -> None: ...
     def step_finished(self, step: Step, result: JobResult) -> None: ...
     def step_failed(self, step: Step, error: str, log: str) -> None: ...
+    def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
+                      delay: float) -> None: ...
     def finished(self, result: BuildResult) -> None: ...
 
 
@@ -94,6 +96,10 @@ class PlainReporter:
         if not self.quiet:
             seconds = result.finished - result.started
             self._line(f"[{self.count}/{self.total}] {step.id} done in {seconds:.2f}s")
+
+    def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
+                      delay: float) -> None:
+        self._line(f"{step.id} failed ({error}); retry {attempt} of {retries} in {delay:g}s")
 
     def step_failed(self, step: Step, error: str, log: str) -> None:
         self.count += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from ..rules import Files
 
@@ -29,6 +29,15 @@ class Job:
     outputs: Files = field(default_factory=Files)
     params: dict[str, Any] = field(default_factory=dict)
     wildcards: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    attempt: int = 1  # later attempts append to the log of the earlier ones
+
+    def open_log(self) -> BinaryIO:
+        """The step's log, opened for this attempt, with a header line saying which it is."""
+        log = open(self.log, "ab" if self.attempt > 1 else "wb")  # noqa: SIM115
+        if self.attempt > 1:
+            log.write(f"\n--- attempt {self.attempt} ---\n".encode())
+        return log
 
 
 @dataclass(frozen=True)

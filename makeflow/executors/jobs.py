@@ -69,12 +69,27 @@ class Processes:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, sig)
 
+    def stop_all(self, grace: float = 3.0) -> None:
+        """SIGTERM every running step's group; SIGKILL what is left after `grace` seconds."""
+        self.kill_all(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return
+            time.sleep(0.02)
+        self.kill_all(signal.SIGKILL)
+
 
 def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
     """Run `job.command`, its output going to the log; the step is its whole process group."""
     started = time.time()
     assert job.command is not None
-    with open(job.log, "wb") as log:
+    try:
+        log = job.open_log()
+    except OSError as exc:
+        return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
+    with log:
         log.write(f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
         log.flush()
         try:
@@ -88,11 +103,34 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         if processes is not None:
             processes.add(proc)
         try:
-            status = proc.wait()
+            status = _wait(proc, job.timeout)
         finally:
             if processes is not None:
                 processes.discard(proc)
+    if status is None:
+        return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s")
     return _shell_result(status, started)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+    """The exit status, or None when the step ran past `timeout` and was stopped."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        return None
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
+    """SIGTERM the step's process group, then SIGKILL it if it is still there after `grace`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _shell_result(status: int, started: float) -> JobResult:
@@ -108,7 +146,11 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
     """Call a Python step in this process, its stdout and stderr going to the log."""
     started = time.time()
     step = context(job.step_id, job.inputs, job.outputs, job.params, job.wildcards)
-    with open(job.log, "wb") as log, _redirected(log.fileno()):
+    try:
+        log = job.open_log()
+    except OSError as exc:
+        return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
+    with log, _redirected(log.fileno()):
         try:
             func(step)
         except StepError as exc:

@@ -38,8 +38,8 @@ class LocalExecutor:
 
     def shutdown(self, kill: bool = False) -> None:
         if kill:
-            self.processes.kill_all(signal.SIGTERM)
             self.workers.kill_all()
+            self.processes.stop_all()
         self.threads.shutdown(wait=True, cancel_futures=kill)
         self.workers.close()
 
@@ -104,6 +104,12 @@ class Worker:
         started = time.time()
         try:
             self.conn.send(job)
+            if job.timeout is not None and not self.conn.poll(job.timeout):
+                self.kill()
+                self.close()
+                self.alive = False
+                return JobResult(False, started, time.time(), None,
+                                 f"timed out after {job.timeout:g}s")
             return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self.alive = False

@@ -1,0 +1,63 @@
+"""The project lock: one build at a time in a folder, so two never write the same files.
+
+An advisory `flock` on `.makeflow/lock`, released by the kernel when the process dies, so
+a killed build never leaves a stale lock behind. The holder writes its pid into the file,
+so a waiting build can say who it waits for.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import UserError
+from .state import STATE_DIR
+
+
+class ProjectLock:
+    """Held for the whole of a build (or clean); `status` and `why` never take it."""
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / STATE_DIR / "lock"
+        self.fd: int | None = None
+
+    def acquire(self, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
+        self.path.parent.mkdir(exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            if not wait:
+                os.close(fd)
+                raise UserError(
+                    f"another makeflow ({holder}) is building in {self.path.parent.parent}",
+                    hint="Wait for it to finish, or run without --no-wait to wait for it.",
+                ) from None
+            if on_wait is not None:
+                on_wait(f"waiting for another makeflow ({holder}) to finish its build here")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        self.fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        return text or "a process"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> ProjectLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
