@@ -1,0 +1,84 @@
+"""The example pipelines, run end to end with the real command line on fresh copies."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import Project
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+GENERATED = (".makeflow", "data", "deploy", "model.pkl", "metrics.json", "counts", "top",
+             "report.txt")
+
+
+def copy_example(name: str, tmp_path: Path) -> Project:
+    target = tmp_path / name
+    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns(*GENERATED))
+    return Project(target)
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"\] (\S+) done in", output))
+
+
+@pytest.fixture
+def ml(tmp_path: Path) -> Project:
+    project = copy_example("ml", tmp_path)
+    done = project.run("build")
+    assert done.code == 0, done.text
+    assert ran(done.out) == {"load", "split", "train", "evaluate", "deploy"}
+    return project
+
+
+def test_ml_builds_deploys_and_then_does_nothing(ml):
+    metrics = json.loads(ml.read("metrics.json"))
+    assert metrics["r2"] > 0.4 and metrics["n_test"] > 50
+    assert (ml.root / "deploy/model.pkl").read_bytes() == (ml.root / "model.pkl").read_bytes()
+    again = ml.run("build")
+    assert again.code == 0 and ran(again.out) == set()
+    assert "nothing to do" in again.out
+
+
+def test_ml_alpha_change_reruns_train_and_what_follows_only(ml):
+    toml = ml.root / "makeflow.toml"
+    toml.write_text(toml.read_text().replace("alpha = 0.1", "alpha = 0.5"))
+    done = ml.run("build")
+    assert done.code == 0, done.text
+    assert ran(done.out) == {"train", "evaluate", "deploy"}
+
+
+def test_ml_failed_gate_is_reported_and_keeps_the_deployed_model(ml):
+    deployed = (ml.root / "deploy/model.pkl").read_bytes()
+    done = ml.run("build", "--set", "train.alpha=1000")
+    assert done.code == 1
+    assert re.search(r"deploy FAILED: r2 -?[0-9.]+ is below the threshold 0.4", done.out)
+    assert "Traceback" not in done.out
+    assert (ml.root / "deploy/model.pkl").read_bytes() == deployed
+
+
+def test_ml_model_target_builds_only_what_it_needs(tmp_path):
+    project = copy_example("ml", tmp_path)
+    done = project.run("build", "model.pkl")
+    assert done.code == 0, done.text
+    assert ran(done.out) == {"load", "split", "train"}
+    assert not project.exists("metrics.json")
+
+
+def test_words_pattern_pipeline(tmp_path):
+    words = copy_example("words", tmp_path)
+    names = sorted(p.stem for p in (words.root / "texts").glob("*.txt"))
+    done = words.run("build")
+    assert done.code == 0, done.text
+    assert len(ran(done.out)) == 2 * len(names) + 1
+    report = words.read("report.txt")
+    assert [line[3:-3] for line in report.splitlines() if line.startswith("==")] == names
+    text = words.root / "texts" / f"{names[0]}.txt"
+    text.write_text(text.read_text() + "\nzebra zebra zebra zebra zebra zebra zebra zebra\n")
+    again = words.run("build")
+    assert ran(again.out) == {f"counts[name={names[0]}]", f"top[name={names[0]}]", "report"}
+    assert "zebra" in words.read("report.txt")
