@@ -42,9 +42,14 @@ def next_time(expression: str, after: float, tz: tzinfo | None = None) -> float:
 def check(expression: str) -> str:
     """The expression, stripped, once it is known to be a five-field cron or an @ alias."""
     text = " ".join(expression.split())
+    if text.startswith("@"):
+        if text.lower() not in ALIASES:
+            raise _invalid(expression, f"unknown alias {text}")
+        return text.lower()
     fields = len(text.split())
-    if text.lower() not in ALIASES and (text.startswith("@") or fields != 5):
-        raise _invalid(expression, f"{fields} fields" if fields else "")
+    if fields != 5:
+        raise _invalid(expression, f"{fields} field{'s' if fields != 1 else ''}, not 5"
+                       if fields else "")
     return text
 
 

@@ -8,9 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from makeflow_rules import metrics_gate
-
 from makeflow import config, rule
+from makeflow_rules import metrics_gate
 
 # Shell steps: each script is an input, so editing it reruns the step.
 
