@@ -7,9 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from makeflow_rules import concat, copy_file, metrics_gate
 
 from makeflow import StepError
+from makeflow_rules import concat, copy_file, metrics_gate
 
 
 def fake_step(inputs: list[Path], outputs: list[Path]) -> SimpleNamespace:
