@@ -249,3 +249,36 @@ def logs_command(rules_file: str | None, directory: str | None, overrides: tuple
         raise UserError(f"no log for {step}: it has not run yet",
                         hint="Logs are kept for each step's last run in .makeflow/logs/.")
     click.echo(Path(log).read_text(encoding="utf-8", errors="replace"), nl=False)
+
+
+@cli.command("watch")
+@project_options
+@click.argument("targets", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default=True, help="Run up to N steps at once.")
+@click.option("--debounce", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              metavar="SECONDS", help="Wait until changes have been quiet this long.")
+@click.option("--poll", is_flag=True,
+              help="Poll for changes instead of using the system's file events.")
+@click.option("--schedule", "cron", metavar="CRON",
+              help='Also build at these times, e.g. "0 23 * * SUN" (cron, local time).')
+@handle_errors
+def watch_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                  targets: tuple[str, ...], jobs: int, debounce: float, poll: bool,
+                  cron: str | None) -> None:
+    """Build TARGETS, then rebuild what is stale whenever a source, the rules or the
+    config change, until Ctrl-C."""
+    from .schedule import Schedule  # watch mode's libraries load only for this command
+    from .watch import PlainScreen, Watcher
+
+    schedule = Schedule(cron) if cron is not None else None
+    pipeline = open_pipeline(rules_file, directory, overrides)
+    watcher = Watcher(pipeline, targets, screen=PlainScreen(sys.stdout),
+                      options=BuildOptions(jobs=jobs), debounce=debounce, poll=poll,
+                      schedule=schedule)
+    try:
+        watcher.run()
+    except KeyboardInterrupt as exc:
+        if watcher.building or type(exc) is not KeyboardInterrupt:
+            raise  # a build was stopped, or SIGTERM: the usual message and exit status
+        click.echo("stopped watching")
