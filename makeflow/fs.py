@@ -47,6 +47,25 @@ def make_parent(path: str) -> None:
         os.makedirs(parent, exist_ok=True)
 
 
+def remove_empty(folder: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
+
+
+class Folders:
+    """Creates folders once per build: most outputs share a few folders, and asking the
+    file system again for each one costs a system call and an exception."""
+
+    def __init__(self) -> None:
+        self.made: set[str] = set()
+
+    def make_parent(self, path: str) -> None:
+        parent = os.path.dirname(path)
+        if parent and parent not in self.made:
+            os.makedirs(parent, exist_ok=True)
+            self.made.add(parent)
+
+
 def replace(src: str, dst: str) -> None:
     """Move `src` to `dst` so that `dst` is never seen half-written.
 
@@ -54,7 +73,6 @@ def replace(src: str, dst: str) -> None:
     non-empty one, so the old tree is first renamed aside, then removed. Across file systems
     the new content is copied next to `dst` first and then renamed into place.
     """
-    make_parent(dst)
     try:
         _rename_over(src, dst)
     except OSError as exc:

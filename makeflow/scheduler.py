@@ -27,6 +27,7 @@ from .report import Reporter
 from .rules import Files
 from .state import STATE_DIR, StateStore, StepRecord
 
+STAGE = os.path.join(STATE_DIR, "stage")
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
 BACKOFF_CAP = 30.0
 
@@ -88,10 +89,13 @@ class Run:
         self.attempts: dict[str, int] = {}
         self.running: dict[Future[JobResult], Running] = {}
         self.stopping = False
+        self.folders = fs.Folders()
+        self.staged = 0
 
     def run(self, make_executor: ExecutorFactory) -> None:
         self.reporter.started(self.plan)
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
+        fs.remove(STAGE)  # whatever a killed build left there
         executor = make_executor(self.pipeline, self.options)
         try:
             self._loop(executor)
@@ -102,7 +106,7 @@ class Run:
             raise self._interrupted(exc, stopped) from None
         finally:
             executor.shutdown(kill=bool(self.running))
-            fs.remove(os.path.join(STATE_DIR, "stage"))
+            fs.remove(STAGE)
         self.result.not_run = [
             sid for sid in self.graph.steps
             if sid in self.plan.stale and not self._settled(sid)
@@ -181,21 +185,23 @@ class Run:
     def _job(self, step: Step, attempt: int) -> Job:
         outputs = self._staged(step) if step.rule.stage else step.outputs
         for path in outputs.paths:
-            fs.make_parent(path)
+            self.folders.make_parent(path)
         command = None
         if step.rule.shell is not None:
             command = substitute(step.rule, step.rule.shell, step.inputs, outputs, step.wildcards)
         log = log_path(step.id)
-        fs.make_parent(log)
+        self.folders.make_parent(log)
         return Job(step.id, step.rule.name, log, command, step.inputs, outputs,
                    params_of(step), dict(step.wildcards), step.rule.timeout, attempt)
 
     def _staged(self, step: Step) -> Files:
-        base = os.path.join(STATE_DIR, "stage", _safe_name(step.id))
+        """A fresh staging path for each output, keeping its file name (tools read the
+        extension), in a folder of its own that goes once the output is moved into place."""
+        paths = []
         for path in step.outputs.paths:
-            fs.remove(os.path.join(base, path))
-        return Files(tuple(os.path.join(base, p) for p in step.outputs.paths),
-                     step.outputs.names)
+            self.staged += 1
+            paths.append(os.path.join(STAGE, str(self.staged), os.path.basename(path)))
+        return Files(tuple(paths), step.outputs.names)
 
     def _finish(self, running: Running, result: JobResult) -> None:
         step, job = running.step, running.job
@@ -230,9 +236,11 @@ class Run:
         if step.rule.stage:
             for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
                 try:
+                    self.folders.make_parent(final)
                     fs.replace(staged, final)
                 except OSError as exc:
                     return f"could not move its output into place at {final}: {_os_error(exc)}"
+                fs.remove_empty(os.path.dirname(staged))
         for final in step.outputs.paths:
             self.digests.forget(final)
         return ""

@@ -9,7 +9,6 @@ import contextlib
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 from ..errors import StepError
 from ..recipe import context
 from . import Job, JobResult
+from .process import StepProcess
 
 # Steps find the interpreter that runs makeflow first, so `python script.py` in a command
 # sees the same packages as the build.
@@ -52,33 +52,32 @@ class Processes:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running: set[StepProcess] = set()
 
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
+    def add(self, proc: StepProcess) -> None:
         with self._lock:
             self._running.add(proc)
 
-    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+    def discard(self, proc: StepProcess) -> None:
         with self._lock:
             self._running.discard(proc)
 
-    def kill_all(self, sig: int = signal.SIGTERM) -> None:
+    def signal_all(self, sig: int) -> None:
         with self._lock:
             procs = list(self._running)
         for proc in procs:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, sig)
+            proc.signal_group(sig)
 
     def stop_all(self, grace: float = 3.0) -> None:
         """SIGTERM every running step's group; SIGKILL what is left after `grace` seconds."""
-        self.kill_all(signal.SIGTERM)
+        self.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             with self._lock:
                 if not self._running:
                     return
             time.sleep(0.02)
-        self.kill_all(signal.SIGKILL)
+        self.signal_all(signal.SIGKILL)
 
 
 def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
@@ -93,44 +92,22 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         log.write(f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
         log.flush()
         try:
-            proc = subprocess.Popen(
-                argv_for(job.command), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, env=STEP_ENV,
-            )
+            proc = StepProcess(argv_for(job.command), log.fileno(), STEP_ENV)
         except OSError as exc:
             log.write(f"makeflow: {exc}\n".encode())
             return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
         if processes is not None:
             processes.add(proc)
         try:
-            status = _wait(proc, job.timeout)
+            status = proc.wait(job.timeout)
+            if status is None:
+                proc.stop()
         finally:
             if processes is not None:
                 processes.discard(proc)
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s")
     return _shell_result(status, started)
-
-
-def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
-    """The exit status, or None when the step ran past `timeout` and was stopped."""
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        stop_group(proc)
-        return None
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
-    """SIGTERM the step's process group, then SIGKILL it if it is still there after `grace`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _shell_result(status: int, started: float) -> JobResult:
