@@ -47,11 +47,6 @@ def make_parent(path: str) -> None:
         os.makedirs(parent, exist_ok=True)
 
 
-def remove_empty(folder: str) -> None:
-    with contextlib.suppress(OSError):
-        os.rmdir(folder)
-
-
 class Folders:
     """Creates folders once per build: most outputs share a few folders, and asking the
     file system again for each one costs a system call and an exception."""

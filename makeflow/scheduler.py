@@ -90,7 +90,7 @@ class Run:
         self.running: dict[Future[JobResult], Running] = {}
         self.stopping = False
         self.folders = fs.Folders()
-        self.staged = 0
+        self.slots = StageSlots()
 
     def run(self, make_executor: ExecutorFactory) -> None:
         self.reporter.started(self.plan)
@@ -195,13 +195,12 @@ class Run:
                    params_of(step), dict(step.wildcards), step.rule.timeout, attempt)
 
     def _staged(self, step: Step) -> Files:
-        """A fresh staging path for each output, keeping its file name (tools read the
-        extension), in a folder of its own that goes once the output is moved into place."""
-        paths = []
-        for path in step.outputs.paths:
-            self.staged += 1
-            paths.append(os.path.join(STAGE, str(self.staged), os.path.basename(path)))
-        return Files(tuple(paths), step.outputs.names)
+        """Staging paths for the outputs, keeping their file names (tools read extensions)."""
+        slot = self.slots.take(step.id)
+        names = [os.path.basename(p) for p in step.outputs.paths]
+        if len(set(names)) < len(names):  # a/x.txt and b/x.txt: one sub-folder each
+            names = [os.path.join(str(i), n) for i, n in enumerate(names)]
+        return Files(tuple(os.path.join(slot, n) for n in names), step.outputs.names)
 
     def _finish(self, running: Running, result: JobResult) -> None:
         step, job = running.step, running.job
@@ -240,7 +239,7 @@ class Run:
                     fs.replace(staged, final)
                 except OSError as exc:
                     return f"could not move its output into place at {final}: {_os_error(exc)}"
-                fs.remove_empty(os.path.dirname(staged))
+            self.slots.give_back(step.id)
         for final in step.outputs.paths:
             self.digests.forget(final)
         return ""
@@ -260,6 +259,10 @@ class Run:
         return ""
 
     def _failed(self, step: Step, job: Job | None, error: str) -> None:
+        if step.rule.stage and job is not None:
+            for path in job.outputs.paths:
+                fs.remove(path)
+            self.slots.give_back(step.id)
         if not step.rule.stage:
             for path in step.outputs.paths:
                 fs.remove(path)
@@ -287,6 +290,34 @@ class Run:
             self.waiting[down] -= 1
             if self.waiting[down] == 0 and not self.stopping:
                 heapq.heappush(self.ready, (self.position[down], down))
+
+
+class StageSlots:
+    """Staging folders, one per running step, reused once its outputs moved into place.
+
+    Making and removing a folder for every step costs two system calls per step; a build
+    needs only as many slots as steps run at once.
+    """
+
+    def __init__(self) -> None:
+        self.free: list[str] = []
+        self.used: dict[str, str] = {}
+        self.count = 0
+
+    def take(self, step_id: str) -> str:
+        if self.free:
+            slot = self.free.pop()
+        else:
+            self.count += 1
+            slot = os.path.join(STAGE, str(self.count))
+            os.makedirs(slot, exist_ok=True)
+        self.used[step_id] = slot
+        return slot
+
+    def give_back(self, step_id: str) -> None:
+        slot = self.used.pop(step_id, None)
+        if slot is not None:
+            self.free.append(slot)
 
 
 def _result_of(future: Future[JobResult]) -> JobResult:
