@@ -18,7 +18,7 @@ from .errors import UserError
 from .fs import StatCache
 from .loader import Pipeline
 from .patterns import Pattern, compile_pattern
-from .recipe import shell_command
+from .recipe import substitute
 from .rules import Files, Rule
 
 
@@ -32,20 +32,6 @@ class Step:
     inputs: Files
     outputs: Files
     command: str | None  # the shell command with the real paths, as the record keeps it
-
-
-def substitute(rule: Rule, template: str, inputs: Files, outputs: Files,
-               wildcards: dict[str, str]) -> str:
-    try:
-        return shell_command(template, inputs, outputs, rule.params, wildcards)
-    except (KeyError, AttributeError, IndexError, ValueError) as exc:
-        raise UserError(
-            f"rule {rule.name}: its shell command has a placeholder that cannot be filled "
-            f"({type(exc).__name__}: {exc})",
-            where=rule.where,
-            hint="Use {inputs}, {outputs}, {inputs[0]}, {inputs.NAME}, {params.NAME} or "
-            "{wildcards.NAME}; write a literal brace as {{ or }}.",
-        ) from None
 
 
 @dataclass

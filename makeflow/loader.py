@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import traceback
 import types
@@ -14,7 +13,8 @@ from typing import Any
 from . import rules as rules_module
 from .config import config, load_config
 from .errors import MakeflowError, UserError
-from .rules import Rule, freeze
+from .recipe import substitute
+from .rules import Rule, freeze, wildcard_names
 
 RULES_FILE = "Makeflow.py"
 
@@ -70,6 +70,8 @@ def load(file: Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
     rules_module.drafts.clear()
     rules = tuple(freeze(d, str(root)) for d in drafts)
     _check_unique(rules)
+    for r in rules:
+        _check_placeholders(r)
     return Pipeline(file, rules, values, tuple(overrides))
 
 
@@ -139,5 +141,10 @@ def _check_unique(rules: tuple[Rule, ...]) -> None:
         seen[r.name] = r
 
 
-def is_rules_file(path: str | os.PathLike[str]) -> bool:
-    return Path(path).name in (RULES_FILE,)
+def _check_placeholders(rule: Rule) -> None:
+    """Fill a shell command with its own file names now, so a typo such as `{input}` is
+    reported when the file loads, not when the step first runs."""
+    if rule.shell is None:
+        return
+    wildcards = {name: name for p in rule.outputs.paths for name in wildcard_names(p)}
+    substitute(rule, rule.shell, rule.inputs, rule.outputs, wildcards)

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .hashing import hash_text
-from .rules import Files
+from .rules import Files, Rule
 
 
 class Named(list):
@@ -102,6 +103,20 @@ def shell_command(template: str, inputs: Files, outputs: Files, params: Mapping[
         params=Values({k: _quoted_value(v) for k, v in params.items()}),
         wildcards=Values({k: Quoted(v) for k, v in wildcards.items()}),
     )
+
+
+def substitute(rule: Rule, template: str, inputs: Files, outputs: Files,
+               wildcards: dict[str, str]) -> str:
+    try:
+        return shell_command(template, inputs, outputs, rule.params, wildcards)
+    except (KeyError, AttributeError, IndexError, ValueError) as exc:
+        raise UserError(
+            f"rule {rule.name}: its shell command has a placeholder that cannot be filled "
+            f"({type(exc).__name__}: {exc})",
+            where=rule.where,
+            hint="Use {inputs}, {outputs}, {inputs[0]}, {inputs.NAME}, {params.NAME} or "
+            "{wildcards.NAME}; write a literal brace as {{ or }}.",
+        ) from None
 
 
 def _quoted_value(value: Any) -> Any:

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from . import fs
 from .errors import Interrupted, Terminated
 from .executors import Executor, Job, JobResult
-from .graph import Graph, Step, substitute
+from .graph import Graph, Step
 from .loader import Pipeline
 from .plan import Digests, Plan, params_of, reasons, recipe_of
+from .recipe import substitute
 from .report import Reporter
 from .rules import Files
 from .state import STATE_DIR, StateStore, StepRecord
