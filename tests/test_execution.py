@@ -26,12 +26,17 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+# Each step writes when it started, waits (up to PATIENCE seconds) until the other one
+# has started too, then writes when it ended. Steps that run at once meet and overlap
+# however loaded the machine is; steps run one at a time cannot.
 TIMED_SHELL = """
 from makeflow import rule
 STAMP = "python3 -c 'import time; print(time.time())'"
-for name in ("a", "b"):
+WAIT = "for i in $(seq 40); do [ -e started-{other} ] && break; sleep 0.05; done"
+for name, other in (("a", "b"), ("b", "a")):
     rule(name, inputs="in.txt", outputs=f"{name}.txt",
-         shell=f"{STAMP} > {{outputs}}; sleep 0.4; {STAMP} >> {{outputs}}")
+         shell=f"{STAMP} > {{outputs}}; touch started-{name}; "
+               + WAIT.format(other=other) + f"; {STAMP} >> {{outputs}}")
 rule("all", inputs=["a.txt", "b.txt"], default=True)
 """
 
@@ -46,16 +51,25 @@ def test_jobs_run_steps_at_once(project, jobs, together):
 
 
 TIMED_PYTHON = """
-import time
+import os, time
 from makeflow import rule
 
-def stamp(step):
+def meet(step, other):
     start = time.time()
-    time.sleep(0.4)
+    open(f"started-{step.name}", "w").close()
+    deadline = time.time() + 30
+    while not os.path.exists(f"started-{other}") and time.time() < deadline:
+        time.sleep(0.01)
     step.outputs[0].write_text(f"{start} {time.time()}")
 
-rule("a", inputs="in.txt", outputs="a.txt")(stamp)
-rule("b", inputs="in.txt", outputs="b.txt")(stamp)
+@rule(inputs="in.txt", outputs="a.txt")
+def a(step):
+    meet(step, "b")
+
+@rule(inputs="in.txt", outputs="b.txt")
+def b(step):
+    meet(step, "a")
+
 rule("all", inputs=["a.txt", "b.txt"], default=True)
 """
 

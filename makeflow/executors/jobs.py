@@ -53,10 +53,15 @@ class Processes:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[StepProcess] = set()
+        self._stopping = False
 
     def add(self, proc: StepProcess) -> None:
+        """Track a started step; one that started while the build is stopping goes at once."""
         with self._lock:
             self._running.add(proc)
+            stopping = self._stopping
+        if stopping:
+            proc.signal_group(signal.SIGKILL)
 
     def discard(self, proc: StepProcess) -> None:
         with self._lock:
@@ -70,6 +75,8 @@ class Processes:
 
     def stop_all(self, grace: float = 3.0) -> None:
         """SIGTERM every running step's group; SIGKILL what is left after `grace` seconds."""
+        with self._lock:
+            self._stopping = True
         self.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
