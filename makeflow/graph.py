@@ -8,7 +8,6 @@ steps that lead to a target exist in the graph.
 from __future__ import annotations
 
 import difflib
-import graphlib
 import itertools
 import posixpath
 from collections.abc import Iterable
@@ -71,6 +70,7 @@ class Resolver:
         self.steps: dict[str, Step] = {}
         self.producer: dict[str, Step | None] = {}
         self._makeable: dict[str, bool] = {}
+        self._instances: dict[str, tuple[Files, Files]] = {}
         self._index(pipeline.rules)
 
     def _index(self, rules: Iterable[Rule]) -> None:
@@ -137,8 +137,7 @@ class Resolver:
                     if maker.id not in done:
                         queue.append(maker)
             upstream[step.id] = list(ups)
-        _check_cycles(upstream, self.steps)
-        order = _make_order([w.id for w in wanted if isinstance(w, Step)], upstream)
+        order = _make_order([w.id for w in wanted if isinstance(w, Step)], upstream, self.steps)
         steps = {sid: self.steps[sid] for sid in order}
         producer = {p: s.id for p, s in self.producer.items() if s is not None and s.id in steps}
         targets = [w.id if isinstance(w, Step) else w for w in wanted]
@@ -155,7 +154,8 @@ class Resolver:
 
     def _from_pattern(self, path: str, needed_by: Step | None) -> Step | None:
         matches = [(p, r, w) for p, r in self.patterns if (w := p.match(path)) is not None]
-        usable = [(p, r, w) for p, r, w in matches if self._inputs_makeable(r, w, {r.name})]
+        usable = [(p, r, w) for p, r, w in matches
+                  if self._inputs_makeable(r, w, frozenset((r.name,)))]
         if not usable:
             if self.stats.exists(path):
                 return None
@@ -176,10 +176,19 @@ class Resolver:
 
         A pattern rule never applies to a file that would be its own input.
         """
-        inputs = _fill(rule.inputs, wildcards).paths
-        if set(inputs) & set(_fill(rule.outputs, wildcards).paths):
+        inputs, outputs = self._filled(rule, wildcards)
+        if set(inputs.paths) & set(outputs.paths):
             return False
-        return all(self._makeable_path(path, chain) for path in inputs)
+        return all(self._makeable_path(path, chain) for path in inputs.paths)
+
+    def _filled(self, rule: Rule, wildcards: dict[str, str]) -> tuple[Files, Files]:
+        """The inputs and outputs of a pattern rule for these wildcard values, made once."""
+        sid = step_id(rule.name, wildcards)
+        known = self._instances.get(sid)
+        if known is None:
+            known = self._instances[sid] = (_fill(rule.inputs, wildcards),
+                                            _fill(rule.outputs, wildcards))
+        return known
 
     def _makeable_path(self, path: str, chain: set[str]) -> bool:
         """Whether `path` exists or some rule can make it; a pattern rule is used once a chain."""
@@ -199,10 +208,8 @@ class Resolver:
         sid = step_id(rule.name, wildcards)
         step = self.steps.get(sid)
         if step is None:
-            inputs, outputs = rule.inputs, rule.outputs
-            if wildcards:
-                inputs = _fill(inputs, wildcards)
-                outputs = _fill(outputs, wildcards)
+            inputs, outputs = self._filled(rule, wildcards) if wildcards else (rule.inputs,
+                                                                                rule.outputs)
             command = None
             if rule.shell is not None:
                 command = substitute(rule, rule.shell, inputs, outputs, wildcards)
@@ -253,38 +260,45 @@ def _normal(path: str) -> str:
     return posixpath.normpath(path)
 
 
-def _make_order(roots: list[str], upstream: dict[str, list[str]]) -> list[str]:
-    """Upstream first, in the order inputs are listed (as make would go), found depth first.
+def _make_order(roots: list[str], upstream: dict[str, list[str]],
+                steps: dict[str, Step]) -> list[str]:
+    """Upstream first, in the order inputs are listed (as make goes), found depth first.
 
-    Runs after the cycle check, so every path ends.
+    A step met again while its own inputs are still being followed closes a cycle, which
+    is an error that shows the cycle.
     """
     order: list[str] = []
     placed: set[str] = set()
     for root in roots:
+        if root in placed:
+            continue
         stack = [(root, iter(upstream[root]))]
+        on_path = {root}
         while stack:
             sid, ups = stack[-1]
             nxt = next((u for u in ups if u not in placed), None)
             if nxt is None:
                 stack.pop()
-                if sid not in placed:
-                    placed.add(sid)
-                    order.append(sid)
+                on_path.discard(sid)
+                placed.add(sid)
+                order.append(sid)
+            elif nxt in on_path:
+                _cycle([s for s, _ in stack], nxt, steps)
             else:
                 stack.append((nxt, iter(upstream[nxt])))
+                on_path.add(nxt)
     return order
 
 
-def _check_cycles(upstream: dict[str, list[str]], steps: dict[str, Step]) -> None:
-    try:
-        graphlib.TopologicalSorter(upstream).prepare()
-    except graphlib.CycleError as exc:
-        cycle: list[str] = exc.args[1]
-        raise UserError(
-            "the rules form a cycle: " + _cycle_path(cycle, steps),
-            where=steps[cycle[0]].rule.where,
-            hint="A step cannot depend, directly or not, on its own output.",
-        ) from None
+def _cycle(path: list[str], again: str, steps: dict[str, Step]) -> None:
+    """Raise for the cycle that `again` closes; `path` runs from a target to its inputs."""
+    loop = path[path.index(again):]
+    cycle = [again, *reversed(loop[1:]), again]  # each step feeds the next
+    raise UserError(
+        "the rules form a cycle: " + _cycle_path(cycle, steps),
+        where=steps[again].rule.where,
+        hint="A step cannot depend, directly or not, on its own output.",
+    )
 
 
 def _cycle_path(cycle: list[str], steps: dict[str, Step]) -> str:
