@@ -94,6 +94,9 @@ def _rename_over(src: str, dst: str) -> None:
         os.replace(src, dst)
 
 
+_UNSEEN = object()
+
+
 class StatCache:
     """Stat results for one build, so each file is statted once however often it is asked.
 
@@ -104,11 +107,10 @@ class StatCache:
         self._seen: dict[str, Stat | None] = {}
 
     def get(self, path: str) -> Stat | None:
-        try:
-            return self._seen[path]
-        except KeyError:
-            result = self._seen[path] = stat(path)
-            return result
+        seen = self._seen.get(path, _UNSEEN)
+        if seen is _UNSEEN:
+            seen = self._seen[path] = stat(path)
+        return seen
 
     def exists(self, path: str) -> bool:
         return self.get(path) is not None

@@ -12,25 +12,23 @@ import itertools
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import UserError
 from .fs import StatCache
 from .loader import Pipeline
 from .patterns import Pattern, compile_pattern
-from .recipe import substitute
 from .rules import Files, Rule
 
 
-@dataclass(frozen=True, eq=False, slots=True)
-class Step:
-    """One run of a rule, with concrete input and output paths."""
+class Step(NamedTuple):
+    """One run of a rule, with concrete input and output paths (a tuple, cheap to make)."""
 
     id: str
     rule: Rule
     wildcards: dict[str, str]
     inputs: Files
     outputs: Files
-    command: str | None  # the shell command with the real paths, as the record keeps it
 
 
 @dataclass
@@ -70,7 +68,8 @@ class Resolver:
         self.steps: dict[str, Step] = {}
         self.producer: dict[str, Step | None] = {}
         self._makeable: dict[str, bool] = {}
-        self._instances: dict[str, tuple[Files, Files]] = {}
+        self._instances: dict[str, tuple[str, Files, Files]] = {}
+        self._templates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._index(pipeline.rules)
 
     def _index(self, rules: Iterable[Rule]) -> None:
@@ -145,21 +144,30 @@ class Resolver:
 
     def find(self, path: str, needed_by: Step | None) -> Step | None:
         """The step that makes `path`, or None when it is a source file that exists."""
-        if path in self.producer:
-            return self.producer[path]
+        known = self.producer.get(path, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
         rule = self.explicit.get(path)
         step = self._step(rule, {}) if rule is not None else self._from_pattern(path, needed_by)
         self.producer[path] = step
         return step
 
     def _from_pattern(self, path: str, needed_by: Step | None) -> Step | None:
-        matches = [(p, r, w) for p, r in self.patterns if (w := p.match(path)) is not None]
+        matches = [(p, r, m.groupdict()) for p, r in self.patterns
+                   if (m := p.regex.fullmatch(path)) is not None]
         usable = [(p, r, w) for p, r, w in matches
                   if self._inputs_makeable(r, w, frozenset((r.name,)))]
         if not usable:
-            if self.stats.exists(path):
+            if self.stats.get(path) is not None:
                 return None
             raise self._missing(path, needed_by, matches)
+        if len(usable) > 1:
+            usable = self._most_specific(path, usable)
+        _, rule, wildcards = usable[0]
+        return self._step(rule, wildcards)
+
+    @staticmethod
+    def _most_specific(path: str, usable: list) -> list:
         best = max(p.literal for p, _, _ in usable)
         top = [(p, r, w) for p, r, w in usable if p.literal == best]
         if len({r.name for _, r, _ in top}) > 1:
@@ -168,26 +176,36 @@ class Resolver:
                 f"{path} can be made by the pattern rules {names}, and neither is more specific",
                 hint="Make one pattern more specific, or give the file an explicit rule.",
             )
-        _, rule, wildcards = top[0]
-        return self._step(rule, wildcards)
+        return top
 
     def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str], chain: set[str]) -> bool:
         """Whether the rule's inputs for these wildcards exist or can be made.
 
         A pattern rule never applies to a file that would be its own input.
         """
-        inputs, outputs = self._filled(rule, wildcards)
-        if set(inputs.paths) & set(outputs.paths):
+        _, inputs, outputs = self._instance(rule, wildcards)
+        if not set(inputs.paths).isdisjoint(outputs.paths):
             return False
-        return all(self._makeable_path(path, chain) for path in inputs.paths)
+        makeable = self._makeable
+        for path in inputs.paths:  # noqa: SIM110 - a loop costs less than a generator here
+            if not (makeable.get(path) or self._makeable_path(path, chain)):
+                return False
+        return True
 
-    def _filled(self, rule: Rule, wildcards: dict[str, str]) -> tuple[Files, Files]:
-        """The inputs and outputs of a pattern rule for these wildcard values, made once."""
+    def _instance(self, rule: Rule, wildcards: dict[str, str]) -> tuple[str, Files, Files]:
+        """A pattern rule's step id, inputs and outputs for these wildcards, made once."""
         sid = step_id(rule.name, wildcards)
         known = self._instances.get(sid)
         if known is None:
-            known = self._instances[sid] = (_fill(rule.inputs, wildcards),
-                                            _fill(rule.outputs, wildcards))
+            templates = self._templates.get(rule.name)
+            if templates is None:
+                templates = self._templates[rule.name] = (_templates(rule.inputs),
+                                                          _templates(rule.outputs))
+            known = self._instances[sid] = (
+                sid,
+                Files(_filled(templates[0], wildcards), rule.inputs.names),
+                Files(_filled(templates[1], wildcards), rule.outputs.names),
+            )
         return known
 
     def _makeable_path(self, path: str, chain: set[str]) -> bool:
@@ -195,7 +213,7 @@ class Resolver:
         known = self._makeable.get(path)
         if known is not None:
             return known
-        result = path in self.explicit or self.stats.exists(path) or any(
+        result = path in self.explicit or self.stats.get(path) is not None or any(
             self._inputs_makeable(r, w, chain | {r.name})
             for p, r in self.patterns
             if r.name not in chain and (w := p.match(path)) is not None
@@ -205,15 +223,13 @@ class Resolver:
         return result
 
     def _step(self, rule: Rule, wildcards: dict[str, str]) -> Step:
-        sid = step_id(rule.name, wildcards)
+        if not wildcards:
+            sid, inputs, outputs = rule.name, rule.inputs, rule.outputs
+        else:
+            sid, inputs, outputs = self._instance(rule, wildcards)
         step = self.steps.get(sid)
         if step is None:
-            inputs, outputs = self._filled(rule, wildcards) if wildcards else (rule.inputs,
-                                                                                rule.outputs)
-            command = None
-            if rule.shell is not None:
-                command = substitute(rule, rule.shell, inputs, outputs, wildcards)
-            step = self.steps[sid] = Step(sid, rule, wildcards, inputs, outputs, command)
+            step = self.steps[sid] = Step(sid, rule, wildcards, inputs, outputs)
         return step
 
     def _missing(self, path: str, needed_by: Step | None, matches: list) -> UserError:
@@ -244,16 +260,25 @@ class Resolver:
         return "Run `makeflow list` to see the rules and the files they make."
 
 
+_UNKNOWN = object()
+
+
 def step_id(rule_name: str, wildcards: dict[str, str]) -> str:
     if not wildcards:
         return rule_name
     return rule_name + "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
 
 
+def _templates(files: Files) -> tuple[str, ...]:
+    return tuple(compile_pattern(p).template for p in files.paths)
+
+
+def _filled(templates: tuple[str, ...], wildcards: dict[str, str]) -> tuple[str, ...]:
+    return tuple([posixpath.normpath(t.format_map(wildcards)) for t in templates])
+
+
 def _fill(files: Files, wildcards: dict[str, str]) -> Files:
-    return Files(
-        tuple(_normal(compile_pattern(p).fill(wildcards)) for p in files.paths), files.names
-    )
+    return Files(_filled(_templates(files), wildcards), files.names)
 
 
 def _normal(path: str) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import fs
 from .graph import Graph, Step
 from .hashing import hash_path, hash_text
 from .recipe import code_digest
 from .rules import Rule
-from .state import FileRecord, StateStore, StepRecord, fingerprint
+from .state import FileRecord, StateStore, StepRecord, dump, fingerprint_of
 
 
 class Digests:
@@ -25,6 +25,7 @@ class Digests:
 
     def __init__(self, state: StateStore, stats: fs.StatCache):
         self.state = state
+        self.files = state.files
         self.stats = stats
         self.hashed: dict[str, FileRecord] = {}
 
@@ -36,11 +37,16 @@ class Digests:
         return st
 
     def get(self, path: str) -> str | None:
-        """The digest of `path` now, or None when it does not exist."""
-        st = self.stat(path)
+        """The digest of `path` now, or None when it does not exist.
+
+        The hot path of a no-op build: one dict lookup for the stat, one for the record.
+        """
+        st = self.stats.get(path)
         if st is None:
             return None
-        known = self.hashed.get(path) or self.state.files.get(path)
+        if st.is_dir:
+            st = fs.tree_stat(path)
+        known = self.hashed.get(path) or self.files.get(path)
         if known is not None and known.matches(st):
             return known.digest
         return self.rehash(path, st)
@@ -61,32 +67,54 @@ class Digests:
         return taken
 
 
-def recipe_of(step: Step) -> str:
-    """What the step runs, as a digest; its kind tells the reason apart when it changes."""
-    if step.command is not None:
-        return "shell:" + hash_text(step.command)
-    if step.rule.func is not None:
-        return "code:" + code_digest(step.rule.func)
+class RuleFacts(NamedTuple):
+    """What every step of a rule shares, worked out once per rule."""
+
+    recipe: str
+    params: dict[str, Any]
+    params_json: str
+
+
+_facts: dict[int, tuple[Rule, RuleFacts]] = {}
+
+
+def facts(rule: Rule) -> RuleFacts:
+    known = _facts.get(id(rule))
+    if known is None or known[0] is not rule:
+        text = dump(rule.params)
+        known = _facts[id(rule)] = (rule, RuleFacts(_recipe(rule), json.loads(text), text))
+    return known[1]
+
+
+def _recipe(rule: Rule) -> str:
+    """What a rule runs, as a digest; its kind tells the reason apart when it changes.
+
+    A shell step's command is its template filled with its files, parameters and
+    wildcards, all of which the fingerprint covers, so the template stands for it.
+    """
+    if rule.shell is not None:
+        return "shell:" + hash_text(rule.shell, repr(rule.inputs.names), repr(rule.outputs.names))
+    if rule.func is not None:
+        return "code:" + code_digest(rule.func)
     return "alias"
 
 
-_params_cache: dict[int, tuple[Rule, dict[str, Any]]] = {}
+def recipe_of(step: Step) -> str:
+    return facts(step.rule).recipe
 
 
 def params_of(step: Step) -> dict[str, Any]:
     """Parameters as JSON would store them, so a tuple and a list compare equal."""
-    cached = _params_cache.get(id(step.rule))
-    if cached is None or cached[0] is not step.rule:
-        value = json.loads(json.dumps(step.rule.params, sort_keys=True, default=repr))
-        cached = _params_cache[id(step.rule)] = (step.rule, value)
-    return cached[1]
+    return facts(step.rule).params
 
 
 def current_fingerprint(step: Step, digests: Digests) -> str:
-    return fingerprint(
-        recipe_of(step), params_of(step),
-        {p: digests.get(p) for p in step.inputs.paths},
-        {p: digests.get(p) for p in step.outputs.paths},
+    known = facts(step.rule)
+    get = digests.get
+    return fingerprint_of(
+        known.recipe, known.params_json,
+        [(p, get(p)) for p in step.inputs.paths],
+        [(p, get(p)) for p in step.outputs.paths],
     )
 
 
@@ -111,6 +139,8 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     why = timed + _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
     why += _input_reasons(step, record, digests, produced_by_stale)
     why += _output_reasons(step, record, digests)
+    if not why and not produced_by_stale:
+        why = ["order of its files changed"]  # the same files, listed otherwise
     return why
 
 

@@ -11,22 +11,21 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import UserError
 
 WILDCARD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}]*))?\}")
 
 
-@dataclass(frozen=True)
-class Files:
-    """An ordered list of paths, some of them named (`inputs={"data": ...}`)."""
+class Files(NamedTuple):
+    """An ordered list of paths, some of them named (`inputs={"data": ...}`).
+
+    A tuple: a big pipeline makes hundreds of thousands, and tuples are cheap to make.
+    """
 
     paths: tuple[str, ...] = ()
     names: tuple[tuple[str, int, int], ...] = ()  # (name, start, stop) into paths
-
-    def map(self, fn: Callable[[str], str]) -> Files:
-        return Files(tuple(fn(p) for p in self.paths), self.names)
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,11 +15,12 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .fs import Stat
 from .hashing import hash_text
 
-SCHEMA = 2
+SCHEMA = 3
 STATE_DIR = ".makeflow"
 
 TABLES = """
@@ -32,9 +33,11 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """A file's stat and digest when it was last hashed; `checked_ns` is when that was."""
+class FileRecord(NamedTuple):
+    """A file's stat and digest when it was last hashed; `checked_ns` is when that was.
+
+    A tuple, so loading hundreds of thousands of them from the store stays cheap.
+    """
 
     size: int
     mtime_ns: int
@@ -69,18 +72,24 @@ class StepRecord:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.recipe, self.params, self.inputs, self.outputs)
+        return fingerprint_of(self.recipe, dump(self.params), list(self.inputs.items()),
+                              list(self.outputs.items()))
 
 
-def fingerprint(recipe: str, params: dict, inputs: dict[str, str | None],
-                outputs: dict[str, str | None]) -> str:
+def fingerprint_of(recipe: str, params_json: str, inputs: list[tuple[str, str | None]],
+                   outputs: list[tuple[str, str | None]]) -> str:
     """One digest of everything that decides whether a step is fresh.
 
     Equal fingerprints mean fresh, so a no-op build compares one string per step and
-    decodes no record.
+    reads no record.
     """
-    return hash_text(recipe, _dump(params), *(f"{p}\0{d}" for p, d in inputs.items()),
-                     "->", *(f"{p}\0{d}" for p, d in outputs.items()))
+    parts = [recipe, params_json]
+    for path, digest in inputs:
+        parts += (path, str(digest))
+    parts.append("->")
+    for path, digest in outputs:
+        parts += (path, str(digest))
+    return hash_text("\0".join(parts))
 
 
 class StateStore:
@@ -94,7 +103,7 @@ class StateStore:
         self.db = self._connect()
         self.files: dict[str, FileRecord] = {}
         self.fingerprints: dict[str, str] = {}
-        self._records: dict[str, str | StepRecord] = {}
+        self._records: dict[str, StepRecord] = {}
         self._load()
 
     def _connect(self) -> sqlite3.Connection:
@@ -135,19 +144,17 @@ class StateStore:
         raise sqlite3.DatabaseError(f"it has schema {found}{newer}, this makeflow reads {SCHEMA}")
 
     def _load(self) -> None:
-        self.files = {
-            row[0]: FileRecord(*row[1:]) for row in self.db.execute("SELECT * FROM files")
-        }
-        for sid, fp, record in self.db.execute("SELECT id, fingerprint, record FROM steps"):
-            self.fingerprints[sid] = fp
-            self._records[sid] = record
+        make = FileRecord._make
+        self.files = {row[0]: make(row[1:]) for row in self.db.execute("SELECT * FROM files")}
+        self.fingerprints = dict(self.db.execute("SELECT id, fingerprint FROM steps"))
 
     def record(self, step_id: str) -> StepRecord | None:
-        """A step's last successful run, decoded on first use."""
-        raw = self._records.get(step_id)
-        if isinstance(raw, str):
-            raw = self._records[step_id] = StepRecord(**json.loads(raw))
-        return raw
+        """A step's last successful run, read on first use: a no-op build reads none."""
+        known = self._records.get(step_id)
+        if known is None and step_id in self.fingerprints:
+            row = self.db.execute("SELECT record FROM steps WHERE id=?", (step_id,)).fetchone()
+            known = self._records[step_id] = StepRecord(**json.loads(row[0]))
+        return known
 
     @property
     def step_ids(self) -> list[str]:
@@ -174,7 +181,7 @@ class StateStore:
         with self._transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?)",
-                (step_id, fp, _dump(dataclasses.asdict(record))),
+                (step_id, fp, dump(dataclasses.asdict(record))),
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
@@ -213,5 +220,5 @@ class _Transaction:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _dump(value: object) -> str:
+def dump(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
