@@ -61,11 +61,17 @@ def load(file: Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
     file = Path(file).resolve()
     root = file.parent
     values = load_config(root, list(overrides))
+    before = dict(config)
     config.clear()
     config.update(values)
     rules_module.drafts.clear()
-    with contextlib.chdir(root), _on_path(str(root)):
-        _execute(file)
+    try:
+        with contextlib.chdir(root), _on_path(str(root)):
+            _execute(file)
+    except BaseException:
+        config.clear()
+        config.update(before)  # a watcher keeps running with the last good rules
+        raise
     drafts = list(rules_module.drafts)
     rules_module.drafts.clear()
     rules = tuple(freeze(d, str(root)) for d in drafts)

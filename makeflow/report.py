@@ -29,6 +29,7 @@ class Reporter(Protocol):
     def planned(self, plan: Plan) -> None: ...
     def started(self, plan: Plan) -> None: ...
     def step_started(self, step: Step, why: list[str]) -> None: ...
+    def step_cut_off(self, step: Step) -> None: ...
     def step_finished(self, step: Step, result: JobResult) -> None: ...
     def step_failed(self, step: Step, error: str, log: str) -> None: ...
     def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
@@ -87,9 +88,14 @@ class PlainReporter:
 
     def started(self, plan: Plan) -> None:
         self.total = len(plan.runnable)
+        self.count = 0
 
     def step_started(self, step: Step, why: list[str]) -> None:
         pass
+
+    def step_cut_off(self, step: Step) -> None:
+        """A step planned to run that its upstream's identical outputs made fresh."""
+        self.total -= 1
 
     def step_finished(self, step: Step, result: JobResult) -> None:
         self.count += 1
@@ -151,6 +157,10 @@ class RichReporter(PlainReporter):
 
     def step_started(self, step: Step, why: list[str]) -> None:
         self.running[step.id] = time.monotonic()
+
+    def step_cut_off(self, step: Step) -> None:
+        super().step_cut_off(step)
+        self.progress.update(self.task, total=self.total)
 
     def step_finished(self, step: Step, result: JobResult) -> None:
         self.running.pop(step.id, None)

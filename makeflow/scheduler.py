@@ -160,7 +160,10 @@ class Run:
         step = self.graph.steps[sid]
         why = self._why(step)
         if not why or step.rule.is_alias:
-            self._done(sid, "fresh" if sid not in self.plan.stale else "cut_off")
+            cut_off = sid in self.plan.stale
+            if cut_off and not step.rule.is_alias:
+                self.reporter.step_cut_off(step)
+            self._done(sid, "cut_off" if cut_off else "fresh")
             return
         self.plan.stale[sid] = why
         self.reporter.step_started(step, why)

@@ -88,6 +88,7 @@ def test_help_lists_every_command(project):
     ("list", ["-f", "-C"]),
     ("clean", ["-n", "-f", "-C"]),
     ("logs", ["-f", "-C"]),
+    ("watch", ["-j", "--debounce", "--poll", "--schedule", "--set", "-f", "-C"]),
 ])
 def test_help_of_each_command_describes_its_options(project, command, flags):
     done = project.run(command, "--help")

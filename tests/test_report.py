@@ -45,3 +45,17 @@ def test_a_pipe_gets_one_plain_line_per_step(project):
     assert lines[1] == "[2/2] bad FAILED: exit status 3"
     assert "  | to-the-log" in lines
     assert lines[-1].startswith("ran 1, fresh 0, failed 1 in ")
+
+
+def test_steps_cut_off_leave_the_count(project):
+    project.write("in.txt", "x")
+    project.rules("""
+        from makeflow import rule
+        rule("up", inputs="in.txt", outputs="up.txt", shell="tr a-z A-Z < {inputs} > {outputs}")
+        rule("after", inputs="up.txt", outputs="after.txt", shell="cp {inputs} {outputs}")
+    """)
+    project.build("after")
+    project.write("in.txt", "X")
+    result = project.build("after")
+    assert result.cut_off == ["after"]
+    assert "[1/1] up done" in result.output
