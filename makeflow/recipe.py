@@ -7,9 +7,8 @@ docstring do not count, while the module-level helpers and constants it uses do.
 from __future__ import annotations
 
 import ast
-import inspect
+import os
 import shlex
-import textwrap
 import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -140,13 +139,14 @@ def code_digest(func: Callable[..., Any]) -> str:
 def _code_parts(func: Callable[..., Any], seen: set[int]) -> list[str]:
     """The normalised source of `func`, then of each helper function and constant it uses."""
     seen.add(id(func))
-    tree = _function_tree(func)
-    if tree is None:  # no source (a builtin, a lambda in a REPL): fall back to bytecode
+    found = _normalised(func)
+    if found is None:  # no source (a builtin, a lambda in a REPL): fall back to bytecode
         code = getattr(func, "__code__", None)
         return [repr(code.co_code) if code else repr(func)]
-    parts = [ast.dump(tree)]
+    text, names = found
+    parts = [text]
     module_globals = getattr(func, "__globals__", {})
-    for name in sorted(_global_names(tree)):
+    for name in sorted(names):
         if name not in module_globals:
             continue
         value = module_globals[name]
@@ -159,21 +159,57 @@ def _code_parts(func: Callable[..., Any], seen: set[int]) -> list[str]:
     return parts
 
 
-def _function_tree(func: Callable[..., Any]) -> ast.AST | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-        module = ast.parse(source)
-    except (OSError, TypeError, SyntaxError):
+Normalised = tuple[str, frozenset[str]]  # the syntax tree as text, the global names it reads
+
+
+def _normalised(func: Callable[..., Any]) -> Normalised | None:
+    """A function's syntax tree without decorators and docstring, from its file's index."""
+    code = getattr(func, "__code__", None)
+    if code is None:
         return None
-    node = module.body[0]
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        node.decorator_list = []
-        body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(
-            getattr(body[0], "value", None), ast.Constant
-        ) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return node
+    index = _file_index(code.co_filename)
+    return index.get((code.co_firstlineno, code.co_name)) if index else None
+
+
+_file_indexes: dict[str, tuple[tuple[int, int], dict[tuple[int, str], Normalised]]] = {}
+
+
+def _file_index(filename: str) -> dict[tuple[int, str], Normalised] | None:
+    """Every function of a source file, parsed once, by (first line, name).
+
+    The first line is the first decorator's, as in the function's code object. Parsing a
+    file once instead of once per function keeps a pipeline of a thousand Python rules
+    quick to plan.
+    """
+    try:
+        st = os.stat(filename)
+        key = (st.st_mtime_ns, st.st_size)
+        known = _file_indexes.get(filename)
+        if known is not None and known[0] == key:
+            return known[1]
+        with open(filename, "rb") as f:
+            tree = ast.parse(f.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    index = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            index[(first, node.name)] = _normalise(node)
+    _file_indexes[filename] = (key, index)
+    return index
+
+
+def _normalise(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Normalised:
+    decorators, body = node.decorator_list, node.body
+    node.decorator_list = []
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node.body = body[1:] or [ast.Pass()]
+    try:
+        return ast.dump(node), frozenset(_global_names(node))
+    finally:
+        node.decorator_list, node.body = decorators, body
 
 
 def _global_names(tree: ast.AST) -> set[str]:
