@@ -125,7 +125,8 @@ def tree_table(root: Path, files: int, total: int) -> list[str]:
         subprocess.run(["rm", "-rf", str(stale)], check=True)
     time.sleep(1.1)  # a file hashed within a second of its mtime is hashed again next time
     first = build_once(root)
-    second = build_once(root)  # hashes again the output the first build had just written
+    time.sleep(1.1)
+    second = build_once(root)  # hashes once more the output the first build had just written
     third = build_once(root)
     gib = total / 2**30
     return [f"A build over {files:,} input files totalling {gib:.1f} GiB:", "",
