@@ -20,7 +20,7 @@ from typing import NamedTuple
 from .fs import Stat
 from .hashing import hash_text
 
-SCHEMA = 3
+SCHEMA = 4
 STATE_DIR = ".makeflow"
 
 TABLES = """
@@ -145,14 +145,19 @@ class StateStore:
 
     def _load(self) -> None:
         make = FileRecord._make
-        self.files = {row[0]: make(row[1:]) for row in self.db.execute("SELECT * FROM files")}
-        self.fingerprints = dict(self.db.execute("SELECT id, fingerprint FROM steps"))
+        self.files = {row[0]: make(row[1:]) for row in self.db.execute(
+            "SELECT * FROM files WHERE typeof(path) = 'text'")}
+        self.files.update((_from_db(row[0]), make(row[1:])) for row in self.db.execute(
+            "SELECT * FROM files WHERE typeof(path) = 'blob'"))
+        self.fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
+            "SELECT id, fingerprint FROM steps")}
 
     def record(self, step_id: str) -> StepRecord | None:
         """A step's last successful run, read on first use: a no-op build reads none."""
         known = self._records.get(step_id)
         if known is None and step_id in self.fingerprints:
-            row = self.db.execute("SELECT record FROM steps WHERE id=?", (step_id,)).fetchone()
+            row = self.db.execute("SELECT record FROM steps WHERE id=?",
+                                  (_to_db(step_id),)).fetchone()
             known = self._records[step_id] = StepRecord(**json.loads(row[0]))
         return known
 
@@ -168,7 +173,7 @@ class StateStore:
         with self._transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
-                [(p, r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+                [(_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
                  for p, r in entries.items()],
             )
 
@@ -181,11 +186,11 @@ class StateStore:
         with self._transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?)",
-                (step_id, fp, dump(dataclasses.asdict(record))),
+                (_to_db(step_id), fp, dump(dataclasses.asdict(record))),
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
-                [(p, r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+                [(_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
                  for p, r in files.items()],
             )
 
@@ -194,7 +199,7 @@ class StateStore:
         self._records.pop(step_id, None)
         if self.fingerprints.pop(step_id, None) is not None:
             with self._transaction():
-                self.db.execute("DELETE FROM steps WHERE id=?", (step_id,))
+                self.db.execute("DELETE FROM steps WHERE id=?", (_to_db(step_id),))
 
     def _transaction(self):
         return _Transaction(self.db)
@@ -221,4 +226,19 @@ class _Transaction:
 
 
 def dump(value: object) -> str:
-    return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
+    """JSON, ASCII-only so file names that are not UTF-8 survive (as \\udcXX escapes)."""
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _to_db(text: str) -> str | bytes:
+    """A path or step id for SQLite, whose text must be UTF-8: a name that is not (Linux
+    allows any bytes) is stored as its bytes instead."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _from_db(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")
