@@ -1,19 +1,13 @@
-"""How a build shows itself: a live rich view on a terminal, plain lines elsewhere.
+"""How a build shows itself: plain lines for logs and pipes, a live view on a terminal.
 
-The only module that imports rich. The build calls a `Reporter`; reporters only format.
+The build calls a `Reporter`; reporters only format. The live view is in `live.py`, loaded
+only on a terminal, so a build in CI or a script does not pay for importing rich.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
 if TYPE_CHECKING:
     from .build import BuildResult
@@ -123,77 +117,10 @@ class PlainReporter:
         self._line(summary(result))
 
 
-class RichReporter(PlainReporter):
-    """A progress bar, the steps running now with their time, and a summary at the end."""
-
-    def __init__(self, console: Console):
-        super().__init__(console.file)
-        self.console = console
-        self.running: dict[str, float] = {}
-        self.progress = Progress(
-            TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console,
-        )
-        self.task = self.progress.add_task("build", total=0)
-        self.live: Live | None = None
-
-    def _line(self, text: str) -> None:
-        self.console.print(Text(text))
-
-    def __rich__(self) -> Group:
-        table = Table.grid(padding=(0, 2))
-        now = time.monotonic()
-        for sid, since in list(self.running.items())[:12]:
-            table.add_row(Text("  running", style="cyan"), Text(sid), f"{now - since:5.1f}s")
-        if len(self.running) > 12:
-            table.add_row("", Text(f"... and {len(self.running) - 12} more"), "")
-        return Group(self.progress, table)
-
-    def started(self, plan: Plan) -> None:
-        super().started(plan)
-        self.progress.update(self.task, total=self.total)
-        self.live = Live(self, console=self.console, refresh_per_second=8, transient=True)
-        self.live.start()
-
-    def step_started(self, step: Step, why: list[str]) -> None:
-        self.running[step.id] = time.monotonic()
-
-    def step_cut_off(self, step: Step) -> None:
-        super().step_cut_off(step)
-        self.progress.update(self.task, total=self.total)
-
-    def step_finished(self, step: Step, result: JobResult) -> None:
-        self.running.pop(step.id, None)
-        self.progress.advance(self.task)
-        self.count += 1
-        seconds = result.finished - result.started
-        self.console.print(Text.assemble(("✓ ", "green"), step.id, (f"  {seconds:.2f}s", "dim")))
-
-    def step_failed(self, step: Step, error: str, log: str) -> None:
-        self.running.pop(step.id, None)
-        self.progress.advance(self.task)
-        self.count += 1
-        self.console.print(Text.assemble(("✗ ", "bold red"), step.id, f" failed: {error}"))
-        self.console.print(Text(f"  log: {log}", style="dim"))
-        for line in log_tail(log):
-            self.console.print(Text(f"  │ {line}", style="dim"))
-
-    def finished(self, result: BuildResult) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
-        if self.dry_run:
-            super().finished(result)
-            return
-        if result.plan is not None and not result.plan.runnable and not result.failed:
-            self.console.print("nothing to do: everything is up to date")
-        style = "bold red" if result.failed else "bold green"
-        self.console.print(Text(summary(result), style=style))
-
-
 def make_reporter(out: IO[str], quiet: bool = False) -> Reporter:
-    """Rich on a terminal, plain lines otherwise."""
-    console = Console(file=out)
-    if console.is_terminal and not quiet:
-        return RichReporter(console)
+    """The live view on a terminal, plain lines otherwise."""
+    if not quiet and out.isatty():
+        from .live import RichReporter, terminal
+
+        return RichReporter(terminal(out))
     return PlainReporter(out, quiet)

@@ -7,7 +7,8 @@ import io
 from rich.console import Console
 
 from makeflow import BuildOptions, build, load
-from makeflow.report import PlainReporter, RichReporter, make_reporter
+from makeflow.live import RichReporter
+from makeflow.report import PlainReporter, make_reporter
 
 RULES = """
 from makeflow import rule

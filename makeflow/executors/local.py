@@ -8,18 +8,20 @@ that crashes (segfault, os._exit, out of memory) fails only its own step and is 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import Job, JobResult
 from .jobs import Processes, run_function, run_shell
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 
 class LocalExecutor:
@@ -91,6 +93,8 @@ class Worker:
     """One worker process and the pipe to it."""
 
     def __init__(self, rules_file: str, overrides: tuple[str, ...]):
+        import multiprocessing  # only a build with Python steps pays for it
+
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
