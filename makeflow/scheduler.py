@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from . import fs
-from .errors import Interrupted, Terminated
+from .errors import BuildFailed, Interrupted, Terminated
 from .executors import Executor, Job, JobResult
 from .graph import Graph, Step
 from .loader import Pipeline
@@ -108,6 +108,7 @@ class Run:
         finally:
             executor.shutdown(kill=bool(self.running))
             fs.remove(STAGE)
+            self._flush()
         self.result.not_run = [
             sid for sid in self.graph.steps
             if sid in self.plan.stale and not self._settled(sid)
@@ -137,8 +138,7 @@ class Run:
     def _loop(self, executor: Executor) -> None:
         while self.ready or self.running or self.retry_at:
             self._due_retries(executor)
-            while self.ready and len(self.running) < self.options.jobs and not self.stopping:
-                self._start(heapq.heappop(self.ready)[1], executor)
+            self._fill(executor)
             if not self.running:
                 if self.stopping and not self.retry_at:
                     return
@@ -146,9 +146,28 @@ class Run:
                     time.sleep(max(0.0, self.retry_at[0][0] - time.monotonic()))
                 continue
             timeout = self.retry_at[0][0] - time.monotonic() if self.retry_at else None
+            self._flush()  # before waiting: what finished is on disk
             done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._finish(self.running.pop(future), _result_of(future))
+            finished = [(self.running.pop(future), _result_of(future)) for future in done]
+            if all(result.ok for _, result in finished):
+                self._fill(executor)  # keep every slot busy while the results are recorded
+            for running, result in finished:
+                self._finish(running, result)
+
+    def _fill(self, executor: Executor) -> None:
+        """Start ready steps until every job slot is taken."""
+        while self.ready and len(self.running) < self.options.jobs and not self.stopping:
+            self._start(heapq.heappop(self.ready)[1], executor)
+
+    def _flush(self) -> None:
+        try:
+            self.state.flush()
+        except sqlite3.Error as exc:
+            raise BuildFailed(
+                f"could not write the state store {self.state.path}: {exc}",
+                hint="The steps that finished since the last write run again next time; "
+                "free some space or fix the folder, then build again.",
+            ) from None
 
     def _due_retries(self, executor: Executor) -> None:
         while self.retry_at and self.retry_at[0][0] <= time.monotonic():
@@ -258,8 +277,6 @@ class Run:
             self.state.record_step(step.id, record, self.digests.take_hashed())
         except OSError as exc:
             return f"could not hash its outputs: {_os_error(exc)}"
-        except sqlite3.Error as exc:
-            return f"could not record its result in {self.state.path}: {exc}"
         return ""
 
     def _failed(self, step: Step, job: Job | None, error: str) -> None:

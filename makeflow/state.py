@@ -8,6 +8,7 @@ start of a build; a no-op build then needs no further queries.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -104,6 +105,8 @@ class StateStore:
         self.files: dict[str, FileRecord] = {}
         self.fingerprints: dict[str, str] = {}
         self._records: dict[str, StepRecord] = {}
+        self._pending_steps: list[tuple] = []
+        self._pending_files: list[tuple] = []
         self._load()
 
     def _connect(self) -> sqlite3.Connection:
@@ -179,23 +182,33 @@ class StateStore:
 
     def record_step(self, step_id: str, record: StepRecord,
                     files: dict[str, FileRecord]) -> None:
-        """Record one successful step and its outputs' stat entries, atomically."""
+        """Record one successful step and its outputs' stat entries.
+
+        The rows wait in memory until `flush()`, which the scheduler calls whenever it is
+        about to wait for a running step, so steps that finish together share one
+        transaction and a killed build loses no step that finished before it waited.
+        """
         fp = self.fingerprints[step_id] = record.fingerprint
         self._records[step_id] = record
         self.files.update(files)
+        self._pending_steps.append((_to_db(step_id), fp, dump(dataclasses.asdict(record))))
+        self._pending_files.extend(
+            (_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+            for p, r in files.items())
+
+    def flush(self) -> None:
+        """Write the recorded steps in one transaction."""
+        if not self._pending_steps and not self._pending_files:
+            return
+        steps, files = self._pending_steps, self._pending_files
+        self._pending_steps, self._pending_files = [], []
         with self._transaction():
-            self.db.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?,?,?)",
-                (_to_db(step_id), fp, dump(dataclasses.asdict(record))),
-            )
-            self.db.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
-                [(_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
-                 for p, r in files.items()],
-            )
+            self.db.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?)", steps)
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", files)
 
     def forget_step(self, step_id: str) -> None:
         """Drop a step's record, so it counts as never run (its outputs are suspect)."""
+        self.flush()
         self._records.pop(step_id, None)
         if self.fingerprints.pop(step_id, None) is not None:
             with self._transaction():
@@ -205,6 +218,8 @@ class StateStore:
         return _Transaction(self.db)
 
     def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # the build has reported a failed flush
+            self.flush()
         self.db.close()
 
     def __enter__(self) -> StateStore:
