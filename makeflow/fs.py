@@ -28,10 +28,6 @@ def stat(path: str) -> Stat | None:
     return Stat(st.st_size, st.st_mtime_ns, st.st_ino, (st.st_mode & 0o170000) == 0o040000)
 
 
-def exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
 def remove(path: str) -> None:
     """Remove a file, link or directory tree; a missing path is fine."""
     if os.path.isdir(path) and not os.path.islink(path):
@@ -39,12 +35,6 @@ def remove(path: str) -> None:
     else:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(path)
-
-
-def make_parent(path: str) -> None:
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
 
 
 class Folders:
@@ -111,9 +101,6 @@ class StatCache:
         if seen is _UNSEEN:
             seen = self._seen[path] = stat(path)
         return seen
-
-    def exists(self, path: str) -> bool:
-        return self.get(path) is not None
 
     def forget(self, path: str) -> None:
         self._seen.pop(path, None)

@@ -54,10 +54,6 @@ class Rule:
     def is_alias(self) -> bool:
         return self.shell is None and self.func is None
 
-    @property
-    def describe(self) -> str:
-        return f"rule {self.name} ({self.where})"
-
 
 @dataclass
 class Draft:
