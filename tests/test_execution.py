@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -287,3 +288,25 @@ def test_step_error_fails_with_its_message_only(project):
     assert done.code == 1
     assert "r2 0.31 is below the threshold 0.40" in done.text
     assert "Traceback" not in done.text
+
+
+def test_python_in_a_command_is_the_interpreter_running_makeflow(project):
+    project.write("which.py", "import sys\nopen(sys.argv[1], 'w').write(sys.executable)\n")
+    project.rules("""
+        from makeflow import rule
+        rule("which", inputs="which.py", outputs="which.txt", shell="python {inputs} {outputs}")
+    """)
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # as in a shell without the venv active
+    done = subprocess.run([sys.executable, "-m", "makeflow", "build"], cwd=project.root,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert project.read("which.txt") == sys.executable
+
+
+def test_a_command_that_does_not_exist_fails_the_step(project):
+    project.write("in.txt", "x")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="o", shell="no-such-program {inputs}")\n')
+    done = project.run("build")
+    assert done.code == 1
+    assert "s FAILED: cannot run: command not found" in done.out

@@ -8,13 +8,28 @@ or `pidfd_open` is missing (not Linux), `subprocess` does the same job.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import select
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
 
-FAST = all(hasattr(os, name) for name in ("posix_spawnp", "pidfd_open", "POSIX_SPAWN_DUP2"))
+FAST = all(hasattr(os, name) for name in ("posix_spawn", "pidfd_open", "POSIX_SPAWN_DUP2"))
+
+
+@functools.lru_cache(maxsize=256)
+def find_program(name: str, path: str) -> str:
+    """The program `name` on the steps' PATH (not makeflow's own, which posix_spawnp would
+    search), so `python` in a command is the interpreter that runs makeflow."""
+    if "/" in name:
+        return name
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "command not found", name)
+    return found
 
 
 # Python ignores these; a step gets the defaults back, as subprocess's restore_signals does,
@@ -30,8 +45,9 @@ class StepProcess:
         if FAST:
             actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                        (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)]
-            self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True,
-                                       setsigdef=RESTORED)
+            program = find_program(argv[0], env.get("PATH", os.defpath))
+            self.pid = os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,
+                                      setsigdef=RESTORED)
         else:
             self.popen = subprocess.Popen(argv, stdout=log_fd, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True,
