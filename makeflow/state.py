@@ -159,6 +159,7 @@ class StateStore:
         """A step's last successful run, read on first use: a no-op build reads none."""
         known = self._records.get(step_id)
         if known is None and step_id in self.fingerprints:
+            self.flush()
             row = self.db.execute("SELECT record FROM steps WHERE id=?",
                                   (_to_db(step_id),)).fetchone()
             known = self._records[step_id] = StepRecord(**json.loads(row[0]))
@@ -189,7 +190,7 @@ class StateStore:
         transaction and a killed build loses no step that finished before it waited.
         """
         fp = self.fingerprints[step_id] = record.fingerprint
-        self._records[step_id] = record
+        self._records.pop(step_id, None)  # read again if asked: records are big, asks rare
         self.files.update(files)
         self._pending_steps.append((_to_db(step_id), fp, dump(dataclasses.asdict(record))))
         self._pending_files.extend(
