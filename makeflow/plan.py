@@ -131,7 +131,9 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     stored = state.fingerprints.get(step.id)
     if stored is None:
         return ["never ran"]
-    timed = _time_reasons(step, state, time.time() if now is None else now)
+    timed = []
+    if step.rule.always or step.rule.max_age is not None:
+        timed = _time_reasons(step, state, time.time() if now is None else now)
     if not produced_by_stale and stored == current_fingerprint(step, digests):
         return timed
     record = state.record(step.id)
@@ -246,8 +248,9 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
     (early cutoff); the build checks it again before running it.
     """
     plan = Plan(graph)
+    stale = plan.stale
     for sid, step in graph.steps.items():
-        stale_ups = [u for u in graph.upstream[sid] if u in plan.stale]
+        stale_ups = [u for u in graph.upstream[sid] if u in stale] if stale else []
         pending = {p for u in stale_ups for p in graph.steps[u].outputs.paths}
         if force and not step.rule.is_alias:
             why = ["forced"]
