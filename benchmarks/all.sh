@@ -16,5 +16,6 @@ out="$here/results-$(date +%Y-%m-%d).md"
   python "$here/run.py" --sizes 1000 --repeat 3
   python "$here/run.py" --sizes 10000 --tools makeflow,makeflow-py,make,ninja,doit --repeat 3
   python "$here/run.py" --sizes 10000 --tools snakemake,make --repeat 1
-  python "$here/run.py" --sizes 100000 --tools makeflow,make,ninja --repeat 1 --timeout 1800
+  python "$here/run.py" --sizes 100000 --tools makeflow,make,ninja --repeat 1 --no-warmup \
+      --timeout 1800
 } | tee "$out"

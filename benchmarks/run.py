@@ -301,16 +301,21 @@ class Settings:
     repeat: int
     timeout: float
     workdir: Path
+    warmup: bool = True
 
 
 def measure_phase(
     name: str, tool: Tool, project: Project, settings: Settings, prepare: Callable[[], None]
 ) -> Phase:
-    """One warm-up run (which also probes RSS), then `repeat` timed runs, all checked."""
+    """One warm-up run (which also probes RSS), then `repeat` timed runs, all checked.
+
+    Without a warm-up (for the largest sizes, where one build takes minutes) the first run,
+    which probes RSS, is timed too.
+    """
     phase = Phase(name)
     logs = project.root.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    for run in range(1 + settings.repeat):
+    for run in range(1 + settings.repeat if settings.warmup else settings.repeat):
         prepare()
         before = project.mtimes()
         log = logs / f"{tool.name}-{name.replace(' ', '-')}-{run}.log"
@@ -329,7 +334,7 @@ def measure_phase(
         phase.reran.append(project.count_rewritten(before))
         if run == 0:
             phase.rss_kb = outcome.rss_kb
-        else:
+        if run > 0 or not settings.warmup:
             phase.seconds.append(outcome.seconds)
     return phase
 
@@ -501,6 +506,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peers-venv", type=Path, default=DEFAULT_PEERS)
     parser.add_argument("--makeflow", help="makeflow executable (default: beside python)")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="time the first run too (for sizes where a build takes minutes)")
     args = parser.parse_args(argv)
     args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     args.shapes = [s for s in args.shapes.split(",") if s]
@@ -516,7 +523,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = Settings(args.repeat, args.timeout, args.workdir)
+    settings = Settings(args.repeat, args.timeout, args.workdir, not args.no_warmup)
     every = find_tools(args.peers_venv, args.makeflow, args.jobs)
     tools = {name: every[name] for name in args.tools}
     for tool in tools.values():
