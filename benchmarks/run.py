@@ -469,7 +469,8 @@ def render_header(tools: dict[str, Tool], versions: dict[str, str], settings: Se
         "work on the machine skews the times"
     )
     lines.append(
-        f"- {settings.repeat} timed runs per cell after one warm-up; median shown; "
+        f"- {settings.repeat} timed runs per cell"
+        f"{' after one warm-up' if settings.warmup else ', no warm-up'}; median shown; "
         f"{jobs} parallel jobs; timeout {fmt_limit(settings.timeout)[2:]} per run"
     )
     lines.append(f"- peak RSS: {'/usr/bin/time' if TIME_BIN else 'wait4 (harness floor)'}")
