@@ -10,7 +10,10 @@ import os
 
 import xxhash
 
-CHUNK = 1 << 20
+# Reads of 256 KiB stay in the CPU's L2 cache between read() and the hash: measured faster
+# than 128 KiB or 1 MiB. mmap would skip the copy, but a file truncated while mapped kills
+# the process with SIGBUS, which a build tool must never risk on files it does not own.
+CHUNK = 1 << 18
 bytes_hashed = 0
 
 
