@@ -6,6 +6,7 @@ records into `Rule` objects once the whole `Makeflow.py` has run.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import sys
@@ -200,11 +201,17 @@ def _duration(value: Any, what: str, label: str, where: str) -> float | None:
 
 def _short_where(where: str, root: str) -> str:
     file, _, line = where.rpartition(":")
+    return f"{_shown(file, root)}:{line}"
+
+
+@functools.lru_cache(maxsize=64)
+def _shown(file: str, root: str) -> str:
+    """A rules file's name relative to the project, or in full when it lives elsewhere."""
     try:
         rel = posixpath.relpath(file, root)
     except ValueError:
-        rel = file
-    return f"{file if rel.startswith('..') else rel}:{line}"
+        return file
+    return file if rel.startswith("..") else rel
 
 
 def _files(value: Any, what: str, label: str, where: str) -> Files:
@@ -229,10 +236,18 @@ def _files(value: Any, what: str, label: str, where: str) -> Files:
             f"not {type(value).__name__}",
             where=where,
         ) from None
+    if all(type(item) is str for item in items):  # the common case, kept quick
+        return Files(tuple([_clean_path(item, what, label, where) for item in items]))
     return Files(tuple(p for item in items for p in _files(item, what, label, where).paths))
 
 
+_clean: dict[str, str] = {}  # paths already checked, for pipelines of 100,000 rules
+
+
 def _clean_path(value: Any, what: str, label: str, where: str) -> str:
+    known = _clean.get(value) if type(value) is str else None
+    if known is not None:
+        return known
     path = value.decode() if isinstance(value, bytes) else str(value.__fspath__()) \
         if hasattr(value, "__fspath__") else value
     if not path.strip():
@@ -250,6 +265,8 @@ def _clean_path(value: Any, what: str, label: str, where: str) -> str:
         )
     if clean == "." or clean.startswith(".makeflow/") or clean == ".makeflow":
         raise UserError(f"{label}: {what}= may not name {path!r}", where=where)
+    if len(_clean) < 1_000_000:
+        _clean[path] = clean
     return clean
 
 
@@ -274,6 +291,8 @@ def wildcard_names(path: str) -> list[str]:
 
 def _check_wildcards(inputs: Files, outputs: Files, label: str, where: str) -> None:
     """Every output names the same wildcards, and inputs use no wildcard the outputs lack."""
+    if not any("{" in p or "}" in p for p in (*inputs.paths, *outputs.paths)):
+        return
     for path in (*inputs.paths, *outputs.paths):
         stripped = WILDCARD.sub("", path)
         if "{" in stripped or "}" in stripped:
