@@ -58,6 +58,8 @@ def _steps(pipeline: Pipeline, targets: list[str], stats: fs.StatCache,
 
 
 def _clean_one(path: str, digest: str, digests: Digests, done: Cleaned, dry_run: bool) -> None:
+    if path in done.removed or path in done.kept:  # two records can name one file
+        return
     now = digests.get(path)
     if now is None:
         return
@@ -66,6 +68,7 @@ def _clean_one(path: str, digest: str, digests: Digests, done: Cleaned, dry_run:
         return
     if not dry_run:
         fs.remove(path)
+        digests.forget(path)
         _remove_empty_parents(path)
     done.removed.append(path)
 

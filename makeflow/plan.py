@@ -182,7 +182,7 @@ def _param_reasons(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
             out.append(f"parameter {key} added: {_show(now[key])}")
         elif key not in now:
             out.append(f"parameter {key} removed (was {_show(before[key])})")
-        elif now[key] != before[key]:
+        elif json.dumps(now[key]) != json.dumps(before[key]):  # 1, 1.0 and true differ
             out.append(f"parameter {key}: {_show(before[key])} → {_show(now[key])}")
     return out
 

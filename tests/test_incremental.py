@@ -206,3 +206,13 @@ def test_directory_output_is_hashed_as_a_tree(project):
     project.write("parts/2.txt", "two\n")
     assert ran(project.build()) == {"split"}  # rebuilt to what it was: join is cut off
     assert project.read("parts/2.txt") == "2\n"
+
+
+def test_a_parameter_that_changes_type_is_a_change(project):
+    project.write("makeflow.toml", "[train]\nalpha = 1\n")
+    project.write("data/raw.csv", "a\n")
+    project.rules(CHAIN)
+    project.build()
+    result = project.build(overrides=["train.alpha=1.0"])
+    assert "train" in result.ran
+    assert result.plan.stale["train"] == ["parameter alpha: 1 → 1.0"]
