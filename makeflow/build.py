@@ -45,11 +45,8 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
     with StateStore(pipeline.root) as state:
         for warning in state.warnings:
             reporter.warning(warning)
-        stats = fs.StatCache()
-        graph = resolve(pipeline, targets, stats)
-        digests = Digests(state, stats)
-        plan = make_plan(graph, state, digests, options.force, options.clock())
-        state.remember_files(digests.take_hashed())
+        plan, digests = _plan(pipeline, targets, state, options.force, options.clock())
+        graph = plan.graph
         result = BuildResult(plan=plan)
         if options.dry_run:
             reporter.planned(plan)
@@ -63,10 +60,16 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
 def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None) -> Plan:
     """The plan without running anything: which steps are stale, and why."""
     with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
-        stats = fs.StatCache()
-        graph = resolve(pipeline, targets, stats)
-        digests = Digests(state, stats)
-        plan = make_plan(graph, state, digests, now=now)
-        plan.warnings = state.warnings
-        state.remember_files(digests.take_hashed())
+        plan, _ = _plan(pipeline, targets, state, False, now)
     return plan
+
+
+def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
+          now: float | None) -> tuple[Plan, Digests]:
+    """Resolve and plan; the files hashed on the way are remembered for next time."""
+    stats = fs.StatCache()
+    digests = Digests(state, stats)
+    plan = make_plan(resolve(pipeline, targets, stats), state, digests, force, now)
+    plan.warnings = state.warnings
+    state.remember_files(digests.take_hashed())
+    return plan, digests
