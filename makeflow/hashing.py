@@ -26,6 +26,11 @@ def hash_text(*parts: str) -> str:
     return h.hexdigest()
 
 
+def hash_bytes(data: bytes) -> str:
+    """Digest of bytes already in memory, such as a serialised description of the rules."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
 def hash_file(path: str) -> str:
     """Digest of a file's bytes, read in chunks into one reused buffer."""
     global bytes_hashed
