@@ -10,10 +10,10 @@ import contextlib
 import time
 from collections.abc import Iterable
 
-from . import fs
+from . import fs, uptodate
 from .executors import Executor
 from .executors.local import LocalExecutor
-from .graph import resolve
+from .graph_cache import cache_key, resolve_cached
 from .loader import Pipeline
 from .lock import ProjectLock
 from .plan import Digests, Plan, make_plan
@@ -66,10 +66,21 @@ def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None)
 
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
           now: float | None) -> tuple[Plan, Digests]:
-    """Resolve and plan; the files hashed on the way are remembered for next time."""
+    """Resolve and plan; the files hashed on the way are remembered for next time.
+
+    When nothing changed since a plan that found everything fresh, the quick check in
+    `uptodate` says so from file stats alone.
+    """
     stats = fs.StatCache()
     digests = Digests(state, stats)
-    plan = make_plan(resolve(pipeline, targets, stats), state, digests, force, now)
+    graph, shape = resolve_cached(pipeline, cache_key(pipeline, targets), stats, state.dir)
+    recipes = uptodate.recipes_key(pipeline)
+    if not force and uptodate.holds(state.dir, (shape, recipes, state.version), stats):
+        return Plan(graph, warnings=state.warnings, quick=True), digests
+    plan = make_plan(graph, state, digests, force, now)
     plan.warnings = state.warnings
     state.remember_files(digests.take_hashed())
+    if not force:
+        uptodate.save(state.dir, (shape, recipes, state.version), graph, bool(plan.stale),
+                      state, stats)
     return plan, digests

@@ -51,14 +51,15 @@ class Graph:
 
 def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None) -> Graph:
     """Build the graph for `targets` (file paths or rule names; empty means the default)."""
-    resolver = Resolver(pipeline, stats or StatCache())
-    names = list(targets) or resolver.default_targets()
-    wanted = [resolver.target(name) for name in names]
-    return resolver.finish(wanted)
+    return Resolver(pipeline, stats or StatCache()).resolve(targets)
 
 
 class Resolver:
-    """Maps files to the steps that make them, creating steps on demand."""
+    """Maps files to the steps that make them, creating steps on demand.
+
+    Besides the rules, the result depends only on which files exist; every such answer the
+    resolver got is kept in `probed`, so a saved graph can be checked against them.
+    """
 
     def __init__(self, pipeline: Pipeline, stats: StatCache):
         self.pipeline = pipeline
@@ -70,7 +71,16 @@ class Resolver:
         self._makeable: dict[str, bool] = {}
         self._instances: dict[str, tuple[str, Files, Files]] = {}
         self._templates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.probed: dict[str, bool] = {}
         self._index(pipeline.rules)
+
+    def resolve(self, targets: Iterable[str]) -> Graph:
+        names = list(targets) or self.default_targets()
+        return self.finish([self.target(name) for name in names])
+
+    def _exists(self, path: str) -> bool:
+        found = self.probed[path] = self.stats.get(path) is not None
+        return found
 
     def _index(self, rules: Iterable[Rule]) -> None:
         for r in rules:
@@ -158,7 +168,7 @@ class Resolver:
         usable = [(p, r, w) for p, r, w in matches
                   if self._inputs_makeable(r, w, frozenset((r.name,)))]
         if not usable:
-            if self.stats.get(path) is not None:
+            if self._exists(path):
                 return None
             raise self._missing(path, needed_by, matches)
         if len(usable) > 1:
@@ -213,7 +223,7 @@ class Resolver:
         known = self._makeable.get(path)
         if known is not None:
             return known
-        result = path in self.explicit or self.stats.get(path) is not None or any(
+        result = path in self.explicit or self._exists(path) or any(
             self._inputs_makeable(r, w, chain | {r.name})
             for p, r in self.patterns
             if r.name not in chain and (w := p.match(path)) is not None

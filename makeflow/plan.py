@@ -25,7 +25,6 @@ class Digests:
 
     def __init__(self, state: StateStore, stats: fs.StatCache):
         self.state = state
-        self.files = state.files
         self.stats = stats
         self.hashed: dict[str, FileRecord] = {}
 
@@ -46,7 +45,7 @@ class Digests:
             return None
         if st.is_dir:
             st = fs.tree_stat(path)
-        known = self.hashed.get(path) or self.files.get(path)
+        known = self.hashed.get(path) or self.state.files.get(path)
         if known is not None and known.matches(st):
             return known.digest
         return self.rehash(path, st)
@@ -230,6 +229,7 @@ class Plan:
     graph: Graph
     stale: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    quick: bool = False  # settled by file stats alone (see uptodate.py)
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale

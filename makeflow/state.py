@@ -1,9 +1,9 @@
 """The state store: the last successful run of every step, and what each file hashed to.
 
 SQLite in `.makeflow/state.db`, in WAL mode so a crash mid-write leaves the last commit
-intact. A step's record is written only after it succeeded, one transaction per step, so
-an interrupted build keeps everything that finished. The whole store is read once at the
-start of a build; a no-op build then needs no further queries.
+intact. A step's record is written only after it succeeded, so an interrupted build keeps
+everything that finished. The stat cache and fingerprints are read in one go on first use;
+records only when a step is stale, so a no-op build reads one row per step at most.
 """
 
 from __future__ import annotations
@@ -102,12 +102,12 @@ class StateStore:
         self.warnings: list[str] = []
         self.dir.mkdir(exist_ok=True)
         self.db = self._connect()
-        self.files: dict[str, FileRecord] = {}
-        self.fingerprints: dict[str, str] = {}
+        self._files: dict[str, FileRecord] | None = None
+        self._fingerprints: dict[str, str] = {}
         self._records: dict[str, StepRecord] = {}
         self._pending_steps: list[tuple] = []
         self._pending_files: list[tuple] = []
-        self._load()
+        self.version = self._version()
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -146,14 +146,44 @@ class StateStore:
         newer = " (written by a newer makeflow)" if found.isdigit() and int(found) > SCHEMA else ""
         raise sqlite3.DatabaseError(f"it has schema {found}{newer}, this makeflow reads {SCHEMA}")
 
+    def _version(self) -> tuple[str, int]:
+        """This store's identity and how many times it was written, read without loading it.
+
+        Together they change whenever any record changes, or the store is replaced, so a
+        summary saved beside the store can tell whether it still describes it.
+        """
+        query = "SELECT key, value FROM meta WHERE key IN ('store', 'generation')"
+        meta = dict(self.db.execute(query))
+        if len(meta) < 2:  # a new store
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('store', ?), ('generation', '0')",
+                            (os.urandom(8).hex(),))
+            meta = dict(self.db.execute(query))
+        return meta["store"], int(meta["generation"])
+
+    @property
+    def files(self) -> dict[str, FileRecord]:
+        """The stat and digest of every file hashed before, read from disk on first use."""
+        if self._files is None:
+            self._load()
+        assert self._files is not None
+        return self._files
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """Each recorded step's fingerprint, read from disk on first use."""
+        if self._files is None:
+            self._load()
+        return self._fingerprints
+
     def _load(self) -> None:
         make = FileRecord._make
-        self.files = {row[0]: make(row[1:]) for row in self.db.execute(
+        files = {row[0]: make(row[1:]) for row in self.db.execute(
             "SELECT * FROM files WHERE typeof(path) = 'text'")}
-        self.files.update((_from_db(row[0]), make(row[1:])) for row in self.db.execute(
+        files.update((_from_db(row[0]), make(row[1:])) for row in self.db.execute(
             "SELECT * FROM files WHERE typeof(path) = 'blob'"))
-        self.fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
+        self._fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
             "SELECT id, fingerprint FROM steps")}
+        self._files = files
 
     def record(self, step_id: str) -> StepRecord | None:
         """A step's last successful run, read on first use: a no-op build reads none."""
@@ -215,8 +245,8 @@ class StateStore:
             with self._transaction():
                 self.db.execute("DELETE FROM steps WHERE id=?", (_to_db(step_id),))
 
-    def _transaction(self):
-        return _Transaction(self.db)
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # the build has reported a failed flush
@@ -231,14 +261,24 @@ class StateStore:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    """One write; each one that commits counts one more generation of the store."""
+
+    def __init__(self, store: StateStore):
+        self.store = store
+        self.db = store.db
 
     def __enter__(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self.db.execute("ROLLBACK")
+            return
+        (generation,), = self.db.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation' "
+            "RETURNING value").fetchall()
+        self.db.execute("COMMIT")
+        self.store.version = (self.store.version[0], int(generation))
 
 
 def dump(value: object) -> str:

@@ -1,0 +1,119 @@
+"""The resolved graph kept between builds, so a no-op build does no pattern matching.
+
+Which steps lead to the targets depends on three things only: the rules' names and files,
+the targets asked for, and which files existed when the resolver looked (a pattern rule
+applies only when its inputs exist or can be made). The graph is saved with all three, and
+used again only when the rules and targets are the same and every file the resolver
+looked at still exists, or still does not, as before. Anything else resolves afresh.
+
+The file is a private cache in `.makeflow/`: marshal, because it loads plain tuples and
+strings several times faster than pickle or JSON; a file it cannot read is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .fs import StatCache
+from .graph import Graph, Resolver, Step
+from .hashing import hash_bytes
+from .loader import Pipeline
+from .rules import Files, Rule
+
+NAME = "graph.cache"
+FORMAT = 1  # raise whenever resolution (graph.py) decides differently
+
+
+def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache,
+                   folder: Path) -> tuple[Graph, str]:
+    """The graph for `key` (see `cache_key`), from the cache in `folder` when it holds,
+    and a digest of the graph, equal for equal graphs however they were found."""
+    path = folder / NAME
+    found = _load(path, key, pipeline, stats)
+    if found is not None:
+        return found
+    resolver = Resolver(pipeline, stats)
+    graph = resolver.resolve(key[-1])
+    return graph, _save(path, key, graph, resolver.probed)
+
+
+def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
+    """What the graph for `targets` is resolved from, besides the file system."""
+    default = pipeline.default_rule
+    shape = [(r.name, r.inputs.paths, r.inputs.names, r.outputs.paths, r.outputs.names)
+             for r in pipeline.rules]
+    rules = hash_bytes(marshal.dumps((shape, default.name if default else None)))
+    return (FORMAT, sys.version, rules, tuple(targets))
+
+
+def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool]) -> str:
+    """Write the graph with the answers it rests on; return the graph's digest."""
+    index = {sid: i for i, sid in enumerate(graph.steps)}
+    rows = [_row(step) for step in graph.steps.values()]
+    upstream = [[index[u] for u in ups] for ups in graph.upstream.values()]
+    shape = (rows, upstream, graph.producer, graph.sources, graph.targets)
+    digest = hash_bytes(marshal.dumps(shape))
+    existing = [p for p, found in probed.items() if found]
+    missing = [p for p, found in probed.items() if not found]
+    temp = path.with_name(f"{NAME}.{os.getpid()}.tmp")
+    try:
+        temp.write_bytes(marshal.dumps((key, digest, *shape, existing, missing)))
+        os.replace(temp, path)
+    except OSError:  # a cache: the build goes on without it
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return digest
+
+
+def _row(step: Step) -> tuple:
+    """A step as plain data; a step of an explicit rule shares the rule's files."""
+    if step.inputs is step.rule.inputs and step.outputs is step.rule.outputs:
+        return (step.id, step.rule.name, None, None, None)
+    return (step.id, step.rule.name, tuple(step.wildcards.items()),
+            step.inputs.paths, step.outputs.paths)
+
+
+def _load(path: Path, key: tuple, pipeline: Pipeline,
+          stats: StatCache) -> tuple[Graph, str] | None:
+    try:
+        data = marshal.loads(path.read_bytes())
+        if data[0] != key:
+            return None
+        _, digest, rows, upstream, producer, sources, targets, existing, missing = data
+        if not _same_files(existing, missing, stats):
+            return None
+        return _graph(rows, upstream, producer, sources, targets, pipeline), digest
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
+        return None
+
+
+def _same_files(existing: list[str], missing: list[str], stats: StatCache) -> bool:
+    """Whether every file the resolver looked at still exists, or still does not."""
+    get = stats.get
+    for p in existing:  # a loop: cheaper than all() over a generator here
+        if get(p) is None:
+            return False
+    return all(get(p) is None for p in missing)  # few: the files a pattern would need
+
+
+def _graph(rows: list[tuple], upstream: list[list[int]], producer: dict[str, str],
+           sources: list[str], targets: list[str], pipeline: Pipeline) -> Graph:
+    rules: dict[str, Rule] = {r.name: r for r in pipeline.rules}
+    steps: dict[str, Step] = {}
+    for sid, name, wildcards, inputs, outputs in rows:
+        r = rules[name]
+        if wildcards is None:
+            steps[sid] = Step(sid, r, {}, r.inputs, r.outputs)
+        else:
+            steps[sid] = Step(sid, r, dict(wildcards), Files(inputs, r.inputs.names),
+                              Files(outputs, r.outputs.names))
+    ids = list(steps)
+    ups: dict[str, list[Any]] = {sid: [ids[i] for i in up]
+                                 for sid, up in zip(ids, upstream, strict=True)}
+    return Graph(steps, ups, producer, sources, targets)

@@ -1,0 +1,167 @@
+"""The caches that make a no-op build quick: the resolved graph, and the stat-only check.
+
+Each must be used when nothing changed, and must never hide a change: every test here
+first brings a project to the state where the quick path is taken, then makes one change
+and checks the build sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from makeflow import hashing
+
+RULES = """
+from makeflow import config, rule
+
+rule("copy", inputs="in.txt", outputs="copy.txt", shell="cp {inputs} {outputs}")
+
+@rule(inputs="copy.txt", outputs="upper.txt", params={"suffix": config["suffix"]})
+def upper(step):
+    text = step.inputs[0].read_text().upper()
+    step.outputs[0].write_text(text + step.params.suffix)
+
+rule("all", inputs=["upper.txt"], default=True)
+"""
+
+
+def age_all(root: Path, seconds: int = 3600) -> None:
+    """Move every file's mtime into the past, as time passing does (not .makeflow's)."""
+    old = time.time() - seconds
+    for path in root.rglob("*"):
+        if ".makeflow" not in path.parts and path.is_file():
+            os.utime(path, (old, old))
+
+
+@pytest.fixture
+def quick(project):
+    """A project whose next no-op build is settled by file stats alone."""
+    project.rules(RULES)
+    project.write("makeflow.toml", 'suffix = "!"\n')
+    project.write("in.txt", "hello\n")
+    assert set(project.build().ran) == {"copy", "upper"}
+    age_all(project.root)
+    second = project.build()
+    assert second.ran == [] and not second.plan.quick  # the stats moved: planned in full
+    return project
+
+
+def test_noop_is_settled_by_stats_alone_and_reads_nothing(quick):
+    before = hashing.bytes_hashed
+    result = quick.build()
+    assert result.plan.quick
+    assert result.ran == [] and set(result.fresh) == {"copy", "upper"}
+    assert hashing.bytes_hashed == before
+    assert quick.build().plan.quick  # and it stays so
+
+
+def test_cli_status_and_build_agree_on_the_quick_path(quick):
+    done = quick.run("status")
+    assert done.code == 0, done.text
+    assert "up to date" in done.text
+    done = quick.run("build")
+    assert done.code == 0 and "ran 0" in done.text, done.text
+
+
+@pytest.mark.parametrize("change, reruns", [
+    ("input content", {"copy", "upper"}),
+    ("input touched", set()),
+    ("output deleted", {"upper"}),
+    ("output edited", {"upper"}),
+    ("command", {"copy"}),  # same bytes out: upper is cut off
+    ("code", {"upper"}),
+    ("parameter", {"upper"}),
+    ("state store removed", {"copy", "upper"}),
+])
+def test_quick_path_sees_every_change(quick, change, reruns):
+    root = quick.root
+    if change == "input content":
+        quick.write("in.txt", "bye\n")
+    elif change == "input touched":
+        os.utime(root / "in.txt")
+    elif change == "output deleted":
+        (root / "upper.txt").unlink()
+    elif change == "output edited":
+        quick.write("upper.txt", "hand edit\n")
+    elif change == "command":
+        quick.rules(RULES.replace("cp {inputs} {outputs}", "cp -- {inputs} {outputs}"))
+    elif change == "code":
+        quick.rules(RULES.replace(".upper()", ".upper().strip()"))
+    elif change == "parameter":
+        quick.write("makeflow.toml", 'suffix = "?"\n')
+    else:
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            (root / ".makeflow" / name).unlink(missing_ok=True)
+    result = quick.build()
+    assert not result.plan.quick
+    assert set(result.ran) == reruns, result.output
+    expected = ("BYE" if change == "input content" else "HELLO") + "\n"
+    expected += "?" if change == "parameter" else "!"
+    if change == "code":
+        expected = expected.replace("\n", "")
+    assert quick.read("upper.txt") == expected
+
+
+def test_a_comment_in_the_rules_keeps_the_quick_path(quick):
+    quick.rules("# a comment\n" + RULES)
+    assert quick.build().plan.quick
+
+
+def test_steps_that_go_stale_with_time_never_take_the_quick_path(project):
+    project.rules("""
+        from makeflow import rule
+        rule("fetch", outputs="data.txt", shell="date +%s%N > {outputs}", max_age="1h")
+    """)
+    assert project.build().ran == ["fetch"]
+    age_all(project.root, seconds=60)
+    assert project.build().ran == []
+    result = project.build(clock=lambda: time.time() + 7200)
+    assert not result.plan.quick and result.ran == ["fetch"]
+
+
+def test_a_file_that_appears_lets_a_pattern_rule_apply(project):
+    """Which rules apply depends on which files exist, so the saved graph must notice."""
+    project.rules("""
+        from makeflow import rule
+        rule("fetch", inputs="download/{x}.url", outputs="data/{x}.csv",
+             shell="cp {inputs} {outputs}")
+    """)
+    project.write("data/a.csv", "made by hand\n")
+    assert project.build("data/a.csv").ran == []  # a source file: no rule could make it
+    age_all(project.root)
+    project.build("data/a.csv")
+    project.write("download/a.url", "http://example.org/a\n")
+    result = project.build("data/a.csv")
+    assert result.ran == ["fetch[x=a]"]
+    assert project.read("data/a.csv") == "http://example.org/a\n"
+
+
+def test_targets_each_get_their_own_graph(quick):
+    assert quick.build("copy.txt").fresh == ["copy"]
+    assert set(quick.build("upper.txt").fresh) == {"copy", "upper"}
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00garbage", b"\xe3" * 100])
+def test_damaged_caches_are_ignored(quick, damage):
+    for name in ("graph.cache", "uptodate.cache"):
+        path = quick.root / ".makeflow" / name
+        assert path.exists()
+        path.write_bytes(damage if damage else path.read_bytes()[:7])
+    quick.write("in.txt", "changed\n")
+    result = quick.build()
+    assert set(result.ran) == {"copy", "upper"}
+    assert quick.read("upper.txt") == "CHANGED\n!"
+
+
+def test_a_copied_project_does_not_trust_the_copy(quick, tmp_path):
+    """A project copied elsewhere (new inodes) plans in full, and still runs nothing."""
+    other = tmp_path.parent / (tmp_path.name + "-copy")
+    shutil.copytree(quick.root, other, copy_function=shutil.copy2)
+    quick.root = other
+    result = quick.build()
+    assert not result.plan.quick and result.ran == []
