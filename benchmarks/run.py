@@ -14,8 +14,12 @@ After every build all outputs are compared byte for byte with what they must con
 a tool that silently skipped work is reported as FAILED instead of looking fast. Steps that
 ran are counted by comparing the outputs' mtimes before and after each build.
 
+A tool whose scratch build times out is not run at larger sizes. If it can take outputs it
+did not write as built (snakemake, with --touch), its later phases are still measured, from
+a state the harness prepares that way and marks in the report.
+
 Usage: python benchmarks/run.py [--sizes 1000,10000] [--shapes wide,layered] [--tools ...]
-       [--repeat 3] [--timeout 600] [--out docs/benchmarks-raw.md]
+       [--repeat 3] [--timeout 600] [--makeflow PATH] [--out docs/benchmarks-raw.md]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,6 +57,11 @@ PHASES = ("scratch", "no-op", "one change", "touch")
 CHANGED_SOURCE = "in/0.txt"
 BASELINE = "make"
 TIME_BIN = shutil.which("time", path="/usr/bin:/bin")
+SNAKEMAKE_NOTE = (
+    "snakemake then has no metadata records for the outputs it did not build; for those it "
+    "decides by mtimes alone and reads no record, so if anything its no-op is cheaper than "
+    "after a real build, not dearer"
+)
 
 
 # Tools
@@ -60,25 +69,35 @@ TIME_BIN = shutil.which("time", path="/usr/bin:/bin")
 
 @dataclass(frozen=True)
 class Tool:
-    """How to build with one tool and how to ask for its version."""
+    """How to build with one tool and how to ask for its version.
+
+    `mark_done` is the tool's own command for taking outputs that already exist as built,
+    for tools whose scratch build can exceed the timeout: the harness then writes the
+    outputs itself and runs it, so that the later phases can still be measured (see
+    `prepare_up_to_date`). `mark_done_note` says what that state lacks compared with a
+    real build, and why it does not flatter the tool.
+    """
 
     name: str
     build: list[str]
     version: list[str]
     missing: str | None = None  # why the tool cannot run here, if it cannot
+    mark_done: list[str] | None = None
+    mark_done_note: str = ""
 
 
 def find_tools(peers: Path, makeflow: str | None, jobs: int) -> dict[str, Tool]:
     """Resolve every tool's executable; a tool that is not installed says why."""
     exe = {
-        "makeflow": makeflow or _beside_python("makeflow") or shutil.which("makeflow"),
+        "makeflow": _given(makeflow) if makeflow else _default_makeflow(),
         "make": shutil.which("make"),
         "ninja": shutil.which("ninja"),
         "snakemake": _existing(peers / "bin" / "snakemake"),
         "doit": _existing(peers / "bin" / "doit"),
     }
     hints = {
-        "makeflow": "makeflow is not installed (pip install -e .)",
+        "makeflow": (f"--makeflow {makeflow} is not an executable" if makeflow
+                     else "makeflow is not installed (pip install -e .)"),
         "make": "GNU make is not installed",
         "ninja": "ninja is not installed",
         "snakemake": f"not in {peers} (run benchmarks/peers.sh)",
@@ -90,16 +109,33 @@ def find_tools(peers: Path, makeflow: str | None, jobs: int) -> dict[str, Tool]:
         missing = None if path else hints[key]
         return Tool(name, [path or key, *build], [path or key, *version], missing)
 
+    snakemake = tool("snakemake", "snakemake", ["--cores", str(jobs)], ["--version"])
+
     return {
         "makeflow": tool("makeflow", "makeflow", ["build", "-j", str(jobs)], ["--version"]),
         "makeflow-py": tool("makeflow-py", "makeflow", ["build", "-j", str(jobs)], ["--version"]),
         "make": tool("make", "make", [f"-j{jobs}", "-f", "Makefile"], ["--version"]),
         "ninja": tool("ninja", "ninja", [f"-j{jobs}"], ["--version"]),
-        "snakemake": tool("snakemake", "snakemake", ["--cores", str(jobs)], ["--version"]),
+        "snakemake": replace(
+            snakemake, mark_done=[*snakemake.build, "--touch"], mark_done_note=SNAKEMAKE_NOTE
+        ),
         # Threads: the actions are subprocesses anyway; -P process (forking the loaded
         # task graph into each worker) measured the same at N = 1000.
         "doit": tool("doit", "doit", ["run", "-n", str(jobs), "-P", "thread"], ["--version"]),
     }
+
+
+def _given(makeflow: str) -> str | None:
+    """The executable named by --makeflow: a path (e.g. of a frozen install) or a name.
+
+    Made absolute, since every build runs in its pipeline's directory.
+    """
+    found = shutil.which(makeflow)
+    return os.path.abspath(found) if found else None
+
+
+def _default_makeflow() -> str | None:
+    return _beside_python("makeflow") or shutil.which("makeflow")
 
 
 def _beside_python(name: str) -> str | None:
@@ -211,6 +247,15 @@ class Project:
         self.sources = write_tool_dir(self.tool, self.pipeline, self.root)
         self.version = 0
 
+    def write_expected(self) -> None:
+        """Write every output with the content it must have, in build order.
+
+        Each output is written after its inputs, so no input is newer than an output that
+        reads it: what a build leaves behind, as far as files go.
+        """
+        for name, data in expected_outputs(self.pipeline, self.sources).items():
+            (self.root / name).write_bytes(data)
+
     def change_one(self) -> None:
         """Give one source new content, and a newer mtime than every output."""
         self.version += 1
@@ -268,7 +313,7 @@ class Phase:
     """The measurements of one phase for one tool: timed runs after a warm-up."""
 
     name: str
-    status: str = "ok"  # ok | failed | timeout | skipped
+    status: str = "ok"  # ok | failed | timeout | skipped | not run
     seconds: list[float] = field(default_factory=list)
     reran: list[int] = field(default_factory=list)  # every run, the warm-up first
     rss_kb: int | None = None
@@ -285,6 +330,15 @@ class Result:
 
     tool: str
     phases: dict[str, Phase] = field(default_factory=dict)
+    prepared: str = ""  # how the harness made the up-to-date state when scratch timed out
+
+    @property
+    def stopped(self) -> bool:
+        """A phase failed or timed out, and no prepared state stands in for it."""
+        return any(
+            p.status != "ok" and not (p.name == "scratch" and self.prepared)
+            for p in self.phases.values()
+        )
 
     @property
     def rss_kb(self) -> int | None:
@@ -302,6 +356,14 @@ class Settings:
     timeout: float
     workdir: Path
     warmup: bool = True
+    single_run: frozenset[str] = frozenset()  # tools timed once, without a warm-up
+    left_out: frozenset[str] = frozenset()  # tools given a row but not run
+
+    def for_tool(self, name: str) -> Settings:
+        """One run, no warm-up, for a tool whose every build takes minutes at this size."""
+        if name in self.single_run:
+            return replace(self, repeat=1, warmup=False)
+        return self
 
 
 def measure_phase(
@@ -340,7 +402,11 @@ def measure_phase(
 
 
 def bench_tool(tool: Tool, pipeline: Pipeline, settings: Settings) -> Result:
-    """All phases in order; a phase that fails or times out ends the tool's run."""
+    """All phases in order; a phase that fails or times out ends the tool's run.
+
+    Except a scratch build that timed out, for a tool that can take outputs it did not
+    write as built (`Tool.mark_done`): the harness then prepares that state and goes on.
+    """
     root = settings.workdir / f"{pipeline.shape}-{pipeline.size}" / tool.name
     project = Project(tool.name, pipeline, root)
     result = Result(tool.name)
@@ -351,12 +417,124 @@ def bench_tool(tool: Tool, pipeline: Pipeline, settings: Settings) -> Result:
         "touch": project.touch_one,
     }
     for name in PHASES:
-        if any(p.status != "ok" for p in result.phases.values()):
+        if result.stopped:
             result.phases[name] = Phase(name, status="skipped")
             continue
         progress(f"  {tool.name:<12} {name} ...")
-        result.phases[name] = measure_phase(name, tool, project, settings, preparations[name])
+        phase = measure_phase(name, tool, project, settings, preparations[name])
+        result.phases[name] = phase
+        if name == "scratch" and phase.status == "timeout" and tool.mark_done:
+            result.prepared = prepare_up_to_date(tool, project, settings, phase)
     return result
+
+
+def prepare_up_to_date(tool: Tool, project: Project, settings: Settings, scratch: Phase) -> str:
+    """Stand in for a scratch build that timed out; return how, for the report.
+
+    The directory is regenerated, which drops the killed build's partial outputs, locks
+    and unfinished-job markers; the harness writes every output, then runs the tool's own
+    command for taking existing outputs as built. The state is used only if that command
+    succeeds and leaves every output right; the no-op that follows then shows whether
+    the tool agrees that nothing is left to do (the report notes a no-op that rewrites
+    anything). On failure the reason goes to the scratch phase and "" is returned.
+    """
+    assert tool.mark_done is not None
+    progress(f"  {tool.name:<12} scratch timed out; preparing the up-to-date state ...")
+    project.fresh()
+    project.write_expected()
+    before = project.mtimes()
+    log = project.root.parent / "logs" / f"{tool.name}-prepare.log"
+    outcome = execute(tool.mark_done, project.root, log, settings.timeout, probe_rss=False)
+    problem = _failure(outcome, log) or project.check()
+    if problem:
+        scratch.detail += f"; preparing the state without it failed: {problem}"
+        return ""
+    touched = project.count_rewritten(before)
+    return (
+        "the scratch build timed out, so the harness wrote every output with its expected "
+        f"content, in build order, then ran `{command_line(tool.mark_done)}`, which touched "
+        f"{touched} of them; peak RSS is over these phases only; {tool.mark_done_note}"
+    )
+
+
+def _failure(outcome: Outcome, log: Path) -> str | None:
+    if outcome.timed_out:
+        return f"timed out, log: {log}"
+    if outcome.returncode != 0:
+        return f"exit status {outcome.returncode}, log: {log}"
+    return None
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """A command as the report shows it: the program's name, not its full path."""
+    return " ".join([Path(argv[0]).name, *argv[1:]])
+
+
+def bench_size(pipeline: Pipeline, tools: dict[str, Tool], settings: Settings,
+               timeouts: TimeoutLog) -> list[Result]:
+    """Every tool on one pipeline, except those that timed out at a smaller size."""
+    results = []
+    for name, tool in tools.items():
+        earlier = timeouts.smaller(pipeline, name)
+        if earlier is not None or name in settings.left_out:
+            results.append(not_run(name, earlier))
+            continue
+        tool_settings = settings.for_tool(name)
+        result = bench_tool(tool, pipeline, tool_settings)
+        if result.timed_out:
+            timeouts.add(TimedOut(pipeline.shape, name, pipeline.size, tool_settings.timeout))
+        results.append(result)
+    return results
+
+
+def not_run(tool: str, earlier: TimedOut | None) -> Result:
+    """The row of a tool not run: it timed out on a smaller pipeline, or it was left out."""
+    if earlier is None:
+        detail = "not run: left out at this size (--not-run)"
+    else:
+        detail = f"not run: timed out ({fmt_limit(earlier.timeout)}) at N = {earlier.size:,}"
+    return Result(tool, {"scratch": Phase("scratch", "not run", detail=detail)})
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """A tool that was killed at one size of one shape."""
+
+    shape: str
+    tool: str
+    size: int
+    timeout: float
+
+
+class TimeoutLog:
+    """The tools that timed out, in this run and, with --timeouts FILE, in earlier ones.
+
+    A tool that times out at one size would only take longer at a larger one, so it is not
+    run there. The file carries this from one run of the harness to the next, for suites
+    that run each size with its own settings (benchmarks/all.sh).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.records: list[TimedOut] = []
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                shape, tool, size, timeout = line.split()
+                self.records.append(TimedOut(shape, tool, int(size), float(timeout)))
+
+    def smaller(self, pipeline: Pipeline, tool: str) -> TimedOut | None:
+        """When the tool timed out on a smaller pipeline of the same shape."""
+        for record in self.records:
+            same = (record.shape, record.tool) == (pipeline.shape, tool)
+            if same and record.size < pipeline.size:
+                return record
+        return None
+
+    def add(self, record: TimedOut) -> None:
+        self.records.append(record)
+        if self.path is not None:
+            with self.path.open("a") as out:
+                out.write(f"{record.shape} {record.tool} {record.size} {record.timeout:g}\n")
 
 
 def progress(message: str) -> None:
@@ -390,6 +568,8 @@ def fmt_counts(values: list[int]) -> str:
 def phase_cell(phase: Phase | None, baseline: Phase | None, timeout: float) -> str:
     if phase is None or phase.status == "skipped":
         return "—"
+    if phase.status == "not run":
+        return "not run"
     if phase.status == "timeout":
         return fmt_limit(timeout)
     if phase.status == "failed":
@@ -421,20 +601,37 @@ def render_table(pipeline: Pipeline, results: list[Result], timeout: float) -> s
     ]
     notes = []
     for result in results:
-        cells = [result.tool]
-        for name in PHASES:
-            phase = result.phases.get(name)
-            baseline = base.phases.get(name) if base else None
-            cells.append(phase_cell(phase, baseline, timeout))
-            if name in ("one change", "touch"):
-                cells.append(fmt_counts(phase.reran) if phase and phase.status == "ok" else "")
-            if phase and phase.detail:
-                notes.append(f"- {result.tool}, {name}: {phase.detail}")
-        cells.append(rss_cell(result))
-        lines.append("| " + " | ".join(cells) + " |")
+        row, row_notes = table_row(result, base, timeout)
+        lines.append(row)
+        notes += row_notes
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def table_row(result: Result, base: Result | None, timeout: float) -> tuple[str, list[str]]:
+    """One tool's row, and the notes below the table that explain its cells.
+
+    Cells measured from a state the harness prepared (`prepare_up_to_date`) carry a †,
+    so that they are never read as following a real scratch build.
+    """
+    mark = " †" if result.prepared else ""
+    cells, notes = [result.tool], []
+    for name in PHASES:
+        phase = result.phases.get(name) or Phase(name, status="skipped")
+        baseline = base.phases.get(name) if base else None
+        ok = phase.status == "ok"
+        cells.append(phase_cell(phase, baseline, timeout) + (mark if ok else ""))
+        if name in ("one change", "touch"):
+            cells.append(fmt_counts(phase.reran) if ok else "")
+        if phase.detail:
+            notes.append(f"- {result.tool}, {name}: {phase.detail}")
+        if name == "no-op" and ok and any(phase.reran):
+            notes.append(f"- {result.tool}, no-op: rewrote {fmt_counts(phase.reran)} outputs")
+    cells.append(rss_cell(result) + (mark if result.rss_kb is not None else ""))
+    if result.prepared:
+        notes.append(f"- † {result.tool}: {result.prepared}.")
+    return "| " + " | ".join(cells) + " |", notes
 
 
 def machine_summary() -> list[str]:
@@ -469,18 +666,25 @@ def render_header(tools: dict[str, Tool], versions: dict[str, str], settings: Se
         "work on the machine skews the times"
     )
     lines.append(
-        f"- {settings.repeat} timed runs per cell"
+        f"- {settings.repeat} timed run{'s' if settings.repeat > 1 else ''} per cell"
         f"{' after one warm-up' if settings.warmup else ', no warm-up'}; median shown; "
         f"{jobs} parallel jobs; timeout {fmt_limit(settings.timeout)[2:]} per run"
     )
+    if settings.single_run:
+        names = ", ".join(sorted(settings.single_run))
+        lines.append(f"- one timed run per cell, no warm-up, for {names} (builds of minutes)")
+    if settings.left_out:
+        names = ", ".join(sorted(settings.left_out))
+        lines.append(f"- not run, with a row saying why: {names}")
     lines.append(f"- peak RSS: {'/usr/bin/time' if TIME_BIN else 'wait4 (harness floor)'}")
+    if "makeflow" in tools and not tools["makeflow"].missing:
+        lines.append(f"- makeflow executable: `{tools['makeflow'].build[0]}`")
     lines += [f"- not run: {t.name} ({t.missing})" for t in tools.values() if t.missing]
     lines += ["", "| tool | version | command |", "|---|---|---|"]
     for name, tool in tools.items():
         if tool.missing:
             continue
-        command = " ".join([Path(tool.build[0]).name, *tool.build[1:]])
-        lines.append(f"| {name} | {versions.get(name, '')} | `{command}` |")
+        lines.append(f"| {name} | {versions.get(name, '')} | `{command_line(tool.build)}` |")
     lines += [
         "",
         "Times are wall-clock seconds of the whole process; (Nx) is the ratio to make. "
@@ -509,11 +713,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument("--no-warmup", action="store_true",
                         help="time the first run too (for sizes where a build takes minutes)")
+    parser.add_argument("--single-run", default="", metavar="TOOLS",
+                        help="comma-separated tools timed once without a warm-up, whatever "
+                             "--repeat says (a peer whose builds take minutes)")
+    parser.add_argument("--not-run", default="", metavar="TOOLS",
+                        help="comma-separated tools shown with a row that says why they "
+                             "were not run (timed out at a smaller size, or left out)")
+    parser.add_argument("--timeouts", type=Path, metavar="FILE",
+                        help="append the tools that time out to FILE, and do not run the "
+                             "tools it lists at larger sizes of the same shape")
     args = parser.parse_args(argv)
     args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     args.shapes = [s for s in args.shapes.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
-    for value, known, what in ((args.shapes, SHAPES, "shape"), (args.tools, TOOLS, "tool")):
+    args.single_run = frozenset(t for t in args.single_run.split(",") if t)
+    args.not_run = [t for t in args.not_run.split(",") if t and t not in args.tools]
+    checks = ((args.shapes, SHAPES, "shape"), (args.tools, TOOLS, "tool"),
+              (args.single_run, TOOLS, "tool"), (args.not_run, TOOLS, "tool"))
+    for value, known, what in checks:
         unknown = sorted(set(value) - set(known))
         if unknown:
             parser.error(f"unknown {what}: {', '.join(unknown)}")
@@ -524,34 +741,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = Settings(args.repeat, args.timeout, args.workdir, not args.no_warmup)
+    settings = Settings(args.repeat, args.timeout, args.workdir, not args.no_warmup,
+                        args.single_run, frozenset(args.not_run))
     every = find_tools(args.peers_venv, args.makeflow, args.jobs)
-    tools = {name: every[name] for name in args.tools}
+    tools = {name: every[name] for name in TOOLS if name in [*args.tools, *args.not_run]}
     for tool in tools.values():
         if tool.missing:
             progress(f"skipping {tool.name}: {tool.missing}")
     runnable = {name: tool for name, tool in tools.items() if not tool.missing}
     versions = {name: tool_version(tool) for name, tool in tools.items()}
+    timeouts = TimeoutLog(args.timeouts)
     load_start = os.getloadavg()[0]
     sections = []
     for shape in args.shapes:
-        gave_up: set[str] = set()  # tools that timed out at a smaller size
         for size in sorted(args.sizes):
-            pipeline = Pipeline(shape, size)
             progress(f"{shape}, N={size}")
-            results = []
-            for name, tool in runnable.items():
-                if name in gave_up:
-                    result = Result(name)
-                    result.phases["scratch"] = Phase(
-                        "scratch", "timeout", detail="not run: timed out at a smaller size"
-                    )
-                    results.append(result)
-                    continue
-                result = bench_tool(tool, pipeline, settings)
-                if result.timed_out:
-                    gave_up.add(name)
-                results.append(result)
+            pipeline = Pipeline(shape, size)
+            results = bench_size(pipeline, runnable, settings, timeouts)
             table = render_table(pipeline, results, settings.timeout)
             progress(table)
             sections.append(table)
