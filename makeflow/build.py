@@ -75,7 +75,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     digests = Digests(state, stats)
     graph, shape = resolve_cached(pipeline, cache_key(pipeline, targets), stats, state.dir)
     recipes = uptodate.recipes_key(pipeline)
-    if not force and uptodate.holds(state.dir, (shape, recipes, state.version), stats):
+    if not force and uptodate.holds(state.dir, (shape, recipes, state.version)):
         return Plan(graph, warnings=state.warnings, quick=True), digests
     plan = make_plan(graph, state, digests, force, now)
     plan.warnings = state.warnings

@@ -48,7 +48,9 @@ def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
     default = pipeline.default_rule
     shape = [(r.name, r.inputs.paths, r.inputs.names, r.outputs.paths, r.outputs.names)
              for r in pipeline.rules]
-    rules = hash_bytes(marshal.dumps((shape, default.name if default else None)))
+    # repr, not marshal: marshal's bytes depend on how objects are shared, not only values
+    rules = hash_bytes(repr((shape, default.name if default else None)).encode(
+        "utf-8", "surrogateescape"))
     return (FORMAT, sys.version, rules, tuple(targets))
 
 
@@ -94,26 +96,36 @@ def _load(path: Path, key: tuple, pipeline: Pipeline,
 
 
 def _same_files(existing: list[str], missing: list[str], stats: StatCache) -> bool:
-    """Whether every file the resolver looked at still exists, or still does not."""
-    get = stats.get
-    for p in existing:  # a loop: cheaper than all() over a generator here
-        if get(p) is None:
-            return False
-    return all(get(p) is None for p in missing)  # few: the files a pattern would need
+    """Whether every file the resolver looked at still exists, or still does not.
+
+    The plain `os.stat` loop is the cost of a no-op build at 100,000 files, so the stat
+    cache, which would keep a tuple per file, is only asked about the few missing ones.
+    """
+    stat = os.stat
+    try:
+        for p in existing:
+            stat(p)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:  # unreadable: let resolution say what is wrong
+        return False
+    return all(stats.get(p) is None for p in missing)
 
 
 def _graph(rows: list[tuple], upstream: list[list[int]], producer: dict[str, str],
            sources: list[str], targets: list[str], pipeline: Pipeline) -> Graph:
     rules: dict[str, Rule] = {r.name: r for r in pipeline.rules}
     steps: dict[str, Step] = {}
+    new = tuple.__new__  # skips the named tuples' Python-level __new__: 100,000 calls
     for sid, name, wildcards, inputs, outputs in rows:
         r = rules[name]
         if wildcards is None:
-            steps[sid] = Step(sid, r, {}, r.inputs, r.outputs)
+            steps[sid] = new(Step, (sid, r, {}, r.inputs, r.outputs))
         else:
-            steps[sid] = Step(sid, r, dict(wildcards), Files(inputs, r.inputs.names),
-                              Files(outputs, r.outputs.names))
+            steps[sid] = new(Step, (sid, r, dict(wildcards), new(Files, (inputs, r.inputs.names)),
+                                    new(Files, (outputs, r.outputs.names))))
     ids = list(steps)
-    ups: dict[str, list[Any]] = {sid: [ids[i] for i in up]
+    at = ids.__getitem__
+    ups: dict[str, list[Any]] = {sid: list(map(at, up))
                                  for sid, up in zip(ids, upstream, strict=True)}
     return Graph(steps, ups, producer, sources, targets)

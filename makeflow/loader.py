@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import string
 import sys
 import traceback
 import types
@@ -150,7 +152,32 @@ def _check_unique(rules: tuple[Rule, ...]) -> None:
 def _check_placeholders(rule: Rule) -> None:
     """Fill a shell command with its own file names now, so a typo such as `{input}` is
     reported when the file loads, not when the step first runs."""
-    if rule.shell is None:
+    if rule.shell is None or _plain_placeholders(rule):
         return
     wildcards = {name: name for p in rule.outputs.paths for name in wildcard_names(p)}
     substitute(rule, rule.shell, rule.inputs, rule.outputs, wildcards)
+
+
+_FORMAT = string.Formatter()
+_INDEXED = re.compile(r"(inputs|outputs)\[(\d+)\]")
+
+
+def _plain_placeholders(rule: Rule) -> bool:
+    """Whether the command uses only `{inputs}`, `{outputs}` and indexes within range,
+    which always fill: most commands, checked without filling them (100,000 rules load
+    in a fraction of the time). Anything else is checked by filling it."""
+    assert rule.shell is not None
+    try:
+        fields = list(_FORMAT.parse(rule.shell))
+    except ValueError:  # a lone brace: filling it gives the error to show
+        return False
+    for _, name, spec, conversion in fields:
+        if name is None or (name in ("inputs", "outputs") and not spec and not conversion):
+            continue
+        m = _INDEXED.fullmatch(name)
+        if m is None or spec or conversion:
+            return False
+        files = rule.inputs if m[1] == "inputs" else rule.outputs
+        if int(m[2]) >= len(files.paths):
+            return False
+    return True

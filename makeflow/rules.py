@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from .errors import UserError
 
+RULE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 WILDCARD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}]*))?\}")
 
 
@@ -122,7 +123,7 @@ def freeze(draft: Draft, root: str) -> Rule:
     name = draft.name
     if not name or not isinstance(name, str):
         raise UserError("a rule needs a name: rule(\"name\", ...)", where=where)
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+    if not RULE_NAME.fullmatch(name):
         raise UserError(
             f"rule name {name!r} may use only letters, digits, '_', '-' and '.'", where=where
         )
@@ -245,9 +246,13 @@ _clean: dict[str, str] = {}  # paths already checked, for pipelines of 100,000 r
 
 
 def _clean_path(value: Any, what: str, label: str, where: str) -> str:
-    known = _clean.get(value) if type(value) is str else None
-    if known is not None:
-        return known
+    if type(value) is str:
+        if (value and value[0] not in "/. \t\n" and value[-1] != "/" and "//" not in value
+                and "/." not in value):
+            return value  # relative, and no empty, "." or ".." part: already normal
+        known = _clean.get(value)
+        if known is not None:
+            return known
     path = value.decode() if isinstance(value, bytes) else str(value.__fspath__()) \
         if hasattr(value, "__fspath__") else value
     if not path.strip():

@@ -255,6 +255,16 @@ RULE_MISTAKES = {
     "unknown shell placeholder": (
         'rule("typo", outputs="x.txt", shell="echo hi > {output}")', "typo", "'output'",
     ),
+    "shell placeholder index out of range": (
+        'rule("index", inputs="a.txt", outputs="x.txt", shell="cat {inputs[1]} > {outputs}")',
+        "index", "IndexError",
+    ),
+    "lone brace in a shell command": (
+        'rule("brace", outputs="x.txt", shell="echo } > {outputs}")', "brace", "'}'",
+    ),
+    "bad conversion in a shell placeholder": (
+        'rule("conv", outputs="x.txt", shell="echo {outputs!z}")', "conv", "conversion",
+    ),
     "broken wildcard regex": (
         'rule("regex", inputs="s/{n}.txt", outputs="o/{n,[a-}.txt",'
         ' shell="cp {inputs} {outputs}")',
