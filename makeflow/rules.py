@@ -217,6 +217,11 @@ def _shown(file: str, root: str) -> str:
 
 def _files(value: Any, what: str, label: str, where: str) -> Files:
     """Accept a string, a list of strings, or a dict of names to a string or list."""
+    kind = type(value)  # the common cases first: an ABC isinstance() check is slow
+    if kind is str:
+        return Files((_clean_path(value, what, label, where),))
+    if (kind is list or kind is tuple) and all(type(item) is str for item in value):
+        return Files(tuple([_clean_path(item, what, label, where) for item in value]))
     if value is None:
         return Files()
     if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
