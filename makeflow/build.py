@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import fs, uptodate
 from .executors import Executor
@@ -45,42 +45,54 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
     with StateStore(pipeline.root) as state:
         for warning in state.warnings:
             reporter.warning(warning)
-        plan, digests = _plan(pipeline, targets, state, options.force, options.clock())
+        plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
+                                         options.clock())
         graph = plan.graph
         result = BuildResult(plan=plan)
         if options.dry_run:
             reporter.planned(plan)
         elif not plan.runnable:
             result.fresh = [s for s in graph.steps if not graph.steps[s].rule.is_alias]
+            if not plan.quick and not options.force:
+                all_fresh()
         else:
             Run(pipeline, graph, plan, state, digests, options, reporter, result).run(executor)
+            if result.ok and not result.not_run and not state.forgotten:
+                all_fresh()
     return result
 
 
 def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None) -> Plan:
     """The plan without running anything: which steps are stale, and why."""
     with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
-        plan, _ = _plan(pipeline, targets, state, False, now)
+        plan, _, _ = _plan(pipeline, targets, state, False, now)
     return plan
 
 
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
-          now: float | None) -> tuple[Plan, Digests]:
+          now: float | None) -> tuple[Plan, Digests, Callable[[], None]]:
     """Resolve and plan; the files hashed on the way are remembered for next time.
 
-    When nothing changed since a plan that found everything fresh, the quick check in
-    `uptodate` says so from file stats alone.
+    The snapshot in `uptodate` names the files that may have changed since every step was
+    last fresh: none settles the build from stats alone, a few limit the plan to the steps
+    they reach. The third value saves a new snapshot: only a build calls it (it holds the
+    project lock, so no other build writes meanwhile), once every step is fresh.
     """
     stats = fs.StatCache()
     digests = Digests(state, stats)
     graph, shape = resolve_cached(pipeline, cache_key(pipeline, targets), stats, state.dir)
     recipes = uptodate.recipes_key(pipeline)
-    if not force and uptodate.holds(state.dir, (shape, recipes, state.version)):
-        return Plan(graph, warnings=state.warnings, quick=True), digests
-    plan = make_plan(graph, state, digests, force, now)
+    snapshot = uptodate.Snapshot(state.dir)
+    suspects = None if force else snapshot.suspects((shape, recipes, state.version))
+
+    def all_fresh() -> None:
+        state.flush()
+        snapshot.save((shape, recipes, state.version), graph, state)
+
+    if suspects == []:
+        return Plan(graph, warnings=state.warnings, quick=True), digests, all_fresh
+    plan = make_plan(graph, state, digests, force, now,
+                     None if suspects is None else set(suspects))
     plan.warnings = state.warnings
     state.remember_files(digests.take_hashed())
-    if not force:
-        uptodate.save(state.dir, (shape, recipes, state.version), graph, bool(plan.stale),
-                      state, stats)
-    return plan, digests
+    return plan, digests, all_fresh

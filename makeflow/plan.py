@@ -45,7 +45,7 @@ class Digests:
             return None
         if st.is_dir:
             st = fs.tree_stat(path)
-        known = self.hashed.get(path) or self.state.files.get(path)
+        known = self.hashed.get(path) or self.state.file(path)
         if known is not None and known.matches(st):
             return known.digest
         return self.rehash(path, st)
@@ -127,7 +127,7 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     """
     if step.rule.is_alias:
         return []
-    stored = state.fingerprints.get(step.id)
+    stored = state.fingerprint(step.id)
     if stored is None:
         return ["never ran"]
     timed = []
@@ -230,6 +230,7 @@ class Plan:
     stale: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     quick: bool = False  # settled by file stats alone (see uptodate.py)
+    partial: bool = False  # only steps that touch files whose stat moved were looked at
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale
@@ -241,16 +242,27 @@ class Plan:
 
 
 def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False,
-              now: float | None = None) -> Plan:
+              now: float | None = None, suspects: set[str] | None = None) -> Plan:
     """Walk the graph upstream first; a step below a stale one is stale with 'upstream: X'.
 
     Such a step may still turn out fresh when its upstream rewrites identical outputs
     (early cutoff); the build checks it again before running it.
+
+    `suspects`, when given, are the only files that may have changed since every step
+    was last found fresh (see uptodate.py): a step that touches none of them, below no
+    stale step, is fresh without a look at its fingerprint.
     """
-    plan = Plan(graph)
+    plan = Plan(graph, partial=suspects is not None and not force)
     stale = plan.stale
+    if not plan.partial:
+        state.load_all()  # every step is looked at: one bulk read beats one per step
+        suspects = None
     for sid, step in graph.steps.items():
         stale_ups = [u for u in graph.upstream[sid] if u in stale] if stale else []
+        if (suspects is not None and not stale_ups and suspects.isdisjoint(step.inputs.paths)
+                and suspects.isdisjoint(step.outputs.paths)
+                and not (step.rule.always or step.rule.max_age is not None)):
+            continue
         pending = {p for u in stale_ups for p in graph.steps[u].outputs.paths}
         if force and not step.rule.is_alias:
             why = ["forced"]

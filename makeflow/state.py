@@ -102,12 +102,17 @@ class StateStore:
         self.warnings: list[str] = []
         self.dir.mkdir(exist_ok=True)
         self.db = self._connect()
-        self._files: dict[str, FileRecord] | None = None
+        self._files: dict[str, FileRecord] | None = None  # all of them, once loaded
         self._fingerprints: dict[str, str] = {}
+        self._some_files: dict[str, FileRecord | None] = {}  # read one by one until then
+        self._some_fingerprints: dict[str, str | None] = {}
+        self._lookups = 0
         self._records: dict[str, StepRecord] = {}
         self._pending_steps: list[tuple] = []
         self._pending_files: list[tuple] = []
         self.version = self._version()
+        self.updated_files: set[str] = set()  # whose record this build wrote
+        self.forgotten: set[str] = set()  # steps whose record this build dropped
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -160,22 +165,58 @@ class StateStore:
             meta = dict(self.db.execute(query))
         return meta["store"], int(meta["generation"])
 
+    def file(self, path: str) -> FileRecord | None:
+        """The stat and digest `path` had when last hashed, if it ever was."""
+        if self._files is not None:
+            return self._files.get(path)
+        known = self._some_files.get(path, _UNREAD)
+        if known is _UNREAD:
+            self._count_lookup()
+            row = self.db.execute("SELECT size, mtime_ns, inode, digest, checked_ns FROM files "
+                                  "WHERE path=?", (_to_db(path),)).fetchone()
+            known = self._some_files[path] = FileRecord._make(row) if row else None
+        return known
+
+    def fingerprint(self, step_id: str) -> str | None:
+        """The fingerprint of the step's last successful run, if it ever ran."""
+        if self._files is not None:
+            return self._fingerprints.get(step_id)
+        known = self._some_fingerprints.get(step_id, _UNREAD)
+        if known is _UNREAD:
+            self._count_lookup()
+            row = self.db.execute("SELECT fingerprint FROM steps WHERE id=?",
+                                  (_to_db(step_id),)).fetchone()
+            known = self._some_fingerprints[step_id] = row[0] if row else None
+        return known
+
+    def _count_lookup(self) -> None:
+        """Past a few thousand single reads, reading everything at once is cheaper."""
+        self._lookups += 1
+        if self._lookups > 2000:
+            self.load_all()
+
     @property
     def files(self) -> dict[str, FileRecord]:
-        """The stat and digest of every file hashed before, read from disk on first use."""
-        if self._files is None:
-            self._load()
+        """The stat and digest of every file hashed before."""
+        self.load_all()
         assert self._files is not None
         return self._files
 
     @property
     def fingerprints(self) -> dict[str, str]:
-        """Each recorded step's fingerprint, read from disk on first use."""
-        if self._files is None:
-            self._load()
+        """Each recorded step's fingerprint."""
+        self.load_all()
         return self._fingerprints
 
-    def _load(self) -> None:
+    def load_all(self) -> None:
+        """Read every file entry and fingerprint in one go: what a plan of every step needs.
+
+        Until then, entries are read one by one, which is cheaper when only a few steps
+        are looked at (one changed input in a big pipeline).
+        """
+        if self._files is not None:
+            return
+        self.flush()
         make = FileRecord._make
         files = {row[0]: make(row[1:]) for row in self.db.execute(
             "SELECT * FROM files WHERE typeof(path) = 'text'")}
@@ -184,11 +225,26 @@ class StateStore:
         self._fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
             "SELECT id, fingerprint FROM steps")}
         self._files = files
+        self._some_files.clear()
+        self._some_fingerprints.clear()
+
+    def _set_files(self, entries: dict[str, FileRecord]) -> None:
+        (self._files if self._files is not None else self._some_files).update(entries)
+        self.updated_files.update(entries)
+
+    def _set_fingerprint(self, step_id: str, fingerprint: str | None) -> None:
+        if self._files is not None:
+            if fingerprint is None:
+                self._fingerprints.pop(step_id, None)
+            else:
+                self._fingerprints[step_id] = fingerprint
+        else:
+            self._some_fingerprints[step_id] = fingerprint
 
     def record(self, step_id: str) -> StepRecord | None:
         """A step's last successful run, read on first use: a no-op build reads none."""
         known = self._records.get(step_id)
-        if known is None and step_id in self.fingerprints:
+        if known is None and self.fingerprint(step_id) is not None:
             self.flush()
             row = self.db.execute("SELECT record FROM steps WHERE id=?",
                                   (_to_db(step_id),)).fetchone()
@@ -203,7 +259,7 @@ class StateStore:
         """Store stat-cache entries (for files hashed this build) in one transaction."""
         if not entries:
             return
-        self.files.update(entries)
+        self._set_files(entries)
         with self._transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
@@ -219,9 +275,10 @@ class StateStore:
         about to wait for a running step, so steps that finish together share one
         transaction and a killed build loses no step that finished before it waited.
         """
-        fp = self.fingerprints[step_id] = record.fingerprint
+        fp = record.fingerprint
+        self._set_fingerprint(step_id, fp)
         self._records.pop(step_id, None)  # read again if asked: records are big, asks rare
-        self.files.update(files)
+        self._set_files(files)
         self._pending_steps.append((_to_db(step_id), fp, dump(dataclasses.asdict(record))))
         self._pending_files.extend(
             (_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
@@ -241,7 +298,9 @@ class StateStore:
         """Drop a step's record, so it counts as never run (its outputs are suspect)."""
         self.flush()
         self._records.pop(step_id, None)
-        if self.fingerprints.pop(step_id, None) is not None:
+        self.forgotten.add(step_id)
+        if self.fingerprint(step_id) is not None:
+            self._set_fingerprint(step_id, None)
             with self._transaction():
                 self.db.execute("DELETE FROM steps WHERE id=?", (_to_db(step_id),))
 
@@ -279,6 +338,9 @@ class _Transaction:
             "RETURNING value").fetchall()
         self.db.execute("COMMIT")
         self.store.version = (self.store.version[0], int(generation))
+
+
+_UNREAD = object()
 
 
 def dump(value: object) -> str:

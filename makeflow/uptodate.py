@@ -1,14 +1,16 @@
-"""The quick answer to "is everything up to date?": the stat of every file, last time it was.
+"""The quick answer to "what may have changed?": the stat behind every digest, saved.
 
-When a plan finds every step of a graph fresh, and the store trusts the stat behind every
-digest it used, the stat of each file the graph reads or writes is saved beside the store.
-A later build with the same graph, the same commands, code and parameters, and the same
-generation of the store stats those files: if every stat is unchanged, so is every digest
-and so every fingerprint, and nothing else needs to be read — not the stat cache, not one
-fingerprint. Any difference, and the build plans as usual.
+Whenever a build ends with every step of its graph fresh, the stat (size, mtime, inode)
+that the store recorded for each file the graph reads or writes is saved beside the store,
+with the store's generation, the graph, and what every rule runs. The next build with the
+same graph, commands, code, parameters and store generation stats those files: a file
+whose stat equals its record has the recorded digest, so only the files that differ are
+suspects. None means nothing is stale and nothing else is read; a few mean only the steps
+that touch them, and those below, are planned. Anything else, and the build plans in full.
 
-This is what keeps a no-op build to a `stat` per file, as with make and ninja, while
-staleness is still decided by content.
+This is what keeps a no-op build to a `stat` per file, as with make and ninja, and a
+one-file change proportional to what it reaches, while staleness is still decided by
+content.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import marshal
 import os
 from pathlib import Path
 
-from .fs import StatCache
 from .graph import Graph
 from .hashing import hash_bytes
 from .loader import Pipeline
 from .recipe import code_digest
-from .state import StateStore, dump
+from .state import FileRecord, StateStore, dump
 
 NAME = "uptodate.cache"
-FORMAT = 1  # raise whenever what a fingerprint covers changes
+FORMAT = 2  # raise whenever what a fingerprint covers changes
+
+Entry = tuple[int, int, int, bool]  # size, mtime_ns, inode, and whether the record is trusted
 
 
 def recipes_key(pipeline: Pipeline) -> str:
@@ -36,65 +39,85 @@ def recipes_key(pipeline: Pipeline) -> str:
     return hash_bytes(repr((FORMAT, facts)).encode("utf-8", "surrogateescape"))
 
 
-def holds(folder: Path, key: tuple) -> bool:
-    """Whether the saved stats are for `key` and every file still stats the same.
+class Snapshot:
+    """The saved stats for one project, read once per build."""
 
-    This loop is most of a no-op build on a big pipeline, hence plain `os.stat` calls. A
-    directory is never among the files (see `_trusted_stats`), so a stat says it all.
-    """
-    try:
-        saved_key, paths, seen = marshal.loads((folder / NAME).read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
-        return False
-    if saved_key != key or len(paths) != len(seen):
-        return False
-    stat = os.stat
-    try:
-        for path, (size, mtime_ns, inode, _) in zip(paths, seen, strict=True):
-            st = stat(path)
-            if st.st_mtime_ns != mtime_ns or st.st_size != size or st.st_ino != inode:
-                return False
-    except OSError:
-        return False
-    return True
+    def __init__(self, folder: Path):
+        self.path = folder / NAME
+        self.base: dict[str, Entry] | None = None  # the saved entries, if they still hold
 
+    def suspects(self, key: tuple) -> list[str] | None:
+        """The files whose stat moved from their record (or whose record is too recent to
+        trust), or None when there is no snapshot for `key`.
 
-def save(folder: Path, key: tuple, graph: Graph, stale: bool, state: StateStore,
-         stats: StatCache) -> None:
-    """Save the stats behind a plan that found everything fresh; otherwise drop the file."""
-    seen = None if stale else _trusted_stats(graph, state, stats)
-    target = folder / NAME
-    if seen is None:
-        with contextlib.suppress(OSError):
-            target.unlink()
-        return
-    temp = target.with_name(f"{NAME}.{os.getpid()}.tmp")
-    try:
-        temp.write_bytes(marshal.dumps((key, list(seen), list(seen.values()))))
-        os.replace(temp, target)
-    except OSError:  # only a cache
-        with contextlib.suppress(OSError):
-            temp.unlink()
-
-
-def _trusted_stats(graph: Graph, state: StateStore, stats: StatCache) -> dict | None:
-    """Each file's stat, if the store trusts every one of them; None when any is not.
-
-    Steps that go stale with time, directories (whose stat says little of their trees) and
-    files hashed too soon after they changed all make the quick check unsafe.
-    """
-    paths: dict[str, None] = {}
-    for step in graph.steps.values():
-        if step.rule.always or step.rule.max_age is not None:
+        The `os.stat` loop is most of a no-op build on a big pipeline, so it is kept bare.
+        A directory is never among the files (see `_entries`), so a stat says it all.
+        """
+        try:
+            saved_key, paths, entries = marshal.loads(self.path.read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
             return None
-        paths.update(dict.fromkeys(step.inputs.paths))
-        paths.update(dict.fromkeys(step.outputs.paths))
-    records = state.files
-    seen = {}
-    for path in paths:
-        st = stats.get(path)
-        record = records.get(path)
-        if st is None or st.is_dir or record is None or not record.matches(st):
+        if saved_key != key or len(paths) != len(entries):
             return None
-        seen[path] = tuple(st)
-    return seen
+        stat = os.stat
+        moved = []
+        for path, (size, mtime_ns, inode, trusted) in zip(paths, entries, strict=True):
+            try:
+                st = stat(path)
+            except OSError:
+                moved.append(path)
+                continue
+            if (not trusted or st.st_mtime_ns != mtime_ns or st.st_size != size
+                    or st.st_ino != inode):
+                moved.append(path)
+        self.base = dict(zip(paths, entries, strict=True))
+        return moved
+
+    def save(self, key: tuple, graph: Graph, state: StateStore) -> None:
+        """Save the records behind a graph whose every step is fresh now."""
+        entries = self._entries(graph, state)
+        if entries is None:
+            self.drop()
+            return
+        temp = self.path.with_name(f"{NAME}.{os.getpid()}.tmp")
+        try:
+            temp.write_bytes(marshal.dumps((key, list(entries), list(entries.values()))))
+            os.replace(temp, self.path)
+        except OSError:  # only a cache
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+    def drop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    def _entries(self, graph: Graph, state: StateStore) -> dict[str, Entry] | None:
+        """Each file's recorded stat; None when the quick check would be unsafe.
+
+        Steps that go stale with time, and directories (whose own stat says little of
+        their trees), rule it out. The saved entries still stand for files whose record
+        this build did not write, which spares reading the whole store.
+        """
+        paths: dict[str, None] = {}
+        for step in graph.steps.values():
+            if step.rule.always or step.rule.max_age is not None:
+                return None
+            paths.update(dict.fromkeys(step.inputs.paths))
+            paths.update(dict.fromkeys(step.outputs.paths))
+        base = self.base or {}
+        written = state.updated_files
+        entries: dict[str, Entry] = {}
+        for path in paths:
+            entry = base.get(path) if path not in written else None
+            if entry is None:
+                record = state.file(path)
+                if record is None or record.digest.startswith("tree:"):
+                    return None
+                entry = _entry(record)
+            entries[path] = entry
+        return entries
+
+
+def _entry(record: FileRecord) -> Entry:
+    trusted = record.checked_ns - record.mtime_ns > 1_000_000_000  # see FileRecord.matches
+    return (record.size, record.mtime_ns, record.inode, trusted)

@@ -441,6 +441,8 @@ def build_in_process(root: Path, targets: list[str], jobs: int,
                    PlainReporter(out))
     if result.plan is not None and result.plan.quick:
         COUNTS["no-op builds settled by stats alone"] += 1
+    if result.plan is not None and result.plan.partial:
+        COUNTS["builds planned from moved stats only"] += 1
     return Built(set(result.ran), dict(result.failed), out.getvalue())
 
 
