@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
-from . import fs, uptodate
+from . import fs, gcpause, uptodate
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .graph_cache import cache_key, resolve_cached
@@ -45,8 +45,9 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
     with StateStore(pipeline.root) as state:
         for warning in state.warnings:
             reporter.warning(warning)
-        plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
-                                         options.clock())
+        with gcpause.paused():
+            plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
+                                             options.clock())
         graph = plan.graph
         result = BuildResult(plan=plan)
         if options.dry_run:
@@ -64,7 +65,7 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
 
 def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None) -> Plan:
     """The plan without running anything: which steps are stale, and why."""
-    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
+    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state, gcpause.paused():
         plan, _, _ = _plan(pipeline, targets, state, False, now)
     return plan
 

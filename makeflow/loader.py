@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import gcpause
 from . import rules as rules_module
 from .config import config, load_config
 from .errors import MakeflowError, UserError
@@ -60,6 +61,11 @@ def find_rules_file(file: str | None, directory: str | None) -> Path:
 
 def load(file: Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
     """Read the config, run the rules file with the project folder as working directory."""
+    with gcpause.paused():
+        return _load(file, overrides)
+
+
+def _load(file: Path, overrides: list[str] | tuple[str, ...]) -> Pipeline:
     file = Path(file).resolve()
     root = file.parent
     values = load_config(root, list(overrides))
