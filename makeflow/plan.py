@@ -259,18 +259,26 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
         suspects = None
     for sid, step in graph.steps.items():
         stale_ups = [u for u in graph.upstream[sid] if u in stale] if stale else []
-        if (suspects is not None and not stale_ups and suspects.isdisjoint(step.inputs.paths)
-                and suspects.isdisjoint(step.outputs.paths)
-                and not (step.rule.always or step.rule.max_age is not None)):
+        untouched = suspects is not None and _untouched(step, suspects)
+        if untouched and not stale_ups:
             continue
-        pending = {p for u in stale_ups for p in graph.steps[u].outputs.paths}
         if force and not step.rule.is_alias:
             why = ["forced"]
+        elif untouched:  # none of its own files moved: only its upstream can make it stale
+            why = []
         else:
+            pending = {p for u in stale_ups for p in graph.steps[u].outputs.paths}
             why = reasons(step, state, digests, pending, now)
+        if step.rule.is_alias and stale_ups:
+            why = ["upstream"]
+        else:
             why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
-            if step.rule.is_alias and stale_ups:
-                why = ["upstream"]
         if why:
             plan.stale[sid] = why
     return plan
+
+
+def _untouched(step: Step, suspects: set[str]) -> bool:
+    """Whether none of the step's files is a suspect, and time cannot make it stale."""
+    return (suspects.isdisjoint(step.inputs.paths) and suspects.isdisjoint(step.outputs.paths)
+            and not step.rule.always and step.rule.max_age is None)
