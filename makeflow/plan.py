@@ -109,6 +109,7 @@ def params_of(step: Step) -> dict[str, Any]:
 
 def current_fingerprint(step: Step, digests: Digests) -> str:
     known = facts(step.rule)
+    digests.state.prefetch(step.inputs.paths)
     get = digests.get
     return fingerprint_of(
         known.recipe, known.params_json,
@@ -195,6 +196,7 @@ def _input_reasons(step: Step, record: StepRecord, digests: Digests,
                    produced_by_stale: set[str]) -> list[str]:
     out = []
     paths = step.inputs.paths
+    digests.state.prefetch(paths)
     for gone in record.inputs.keys() - set(paths):
         out.append(f"input removed: {gone}")
     for path in dict.fromkeys(paths):

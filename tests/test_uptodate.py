@@ -233,3 +233,25 @@ def test_a_step_whose_input_moved_while_it_ran_is_never_settled_quickly(chains):
     moved = chains.build()
     assert "changed while" in moved.output
     assert "first4" in chains.build().ran
+
+
+def test_an_aggregate_of_many_files_reads_their_records_in_batches(project):
+    """One changed input of forty: the aggregate reruns with every other input's digest
+    read from the store in a few queries, including a name that is not UTF-8."""
+    names = [f"in/{i:02d}.txt" for i in range(39)] + ["in/\udcff.txt"]
+    project.rules(f"""
+        from makeflow import rule
+        rule("all", inputs={names!r}, outputs="all.txt", shell="cat {{inputs}} > {{outputs}}")
+    """)
+    for name in names:
+        (project.root / "in").mkdir(exist_ok=True)
+        (project.root / os.fsencode(name).decode("utf-8", "surrogateescape")).write_text(
+            name.encode("utf-8", "surrogateescape").decode("latin-1") + "\n")
+    assert project.build().ran == ["all"]
+    age_all(project.root)
+    assert project.build().ran == []
+    project.write("in/07.txt", "seven\n")
+    result = project.build()
+    assert result.plan.partial and result.ran == ["all"]
+    lines = project.read("all.txt").splitlines()
+    assert len(lines) == 40 and lines[7] == "seven"
