@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,8 @@ def _apply(data: dict[str, Any], item: str) -> None:
 
 def _unknown(part: str, table: dict[str, Any], key: str) -> None:
     name = part.rsplit(".", 1)[-1]
+    import difflib  # only when there is a mistake to suggest a fix for
+
     close = difflib.get_close_matches(name, [str(k) for k in table], n=1)
     hint = f"Did you mean {close[0]!r}?" if close else f"Add {key} to {CONFIG_FILE} first."
     raise UserError(f"--set {key}: {CONFIG_FILE} has no parameter {part!r}", hint=hint)

@@ -7,7 +7,6 @@ steps that lead to a target exist in the graph.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import posixpath
 from collections.abc import Iterable
@@ -264,6 +263,8 @@ class Resolver:
 
     def _suggest(self, name: str) -> str:
         known = [r.name for r in self.pipeline.rules if not r.is_pattern] + list(self.explicit)
+        import difflib  # only when there is a mistake to suggest a fix for
+
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
             return "Did you mean " + " or ".join(close) + "?"
