@@ -216,3 +216,18 @@ def test_a_parameter_that_changes_type_is_a_change(project):
     result = project.build(overrides=["train.alpha=1.0"])
     assert "train" in result.ran
     assert result.plan.stale["train"] == ["parameter alpha: 1 → 1.0"]
+
+
+def test_a_step_record_keeps_every_field_through_the_store(tmp_path):
+    import dataclasses
+
+    from makeflow.state import StateStore, StepRecord
+
+    record = StepRecord("shell:x", {"alpha": [1, 2]}, {"in.txt": "d1"}, {"out.txt": "d2"},
+                        123, 0.5)
+    assert record.as_json() == dataclasses.asdict(record)
+    with StateStore(tmp_path) as state:
+        state.record_step("s", record, {})
+    with StateStore(tmp_path) as state:
+        assert state.record("s") == record
+        assert state.fingerprint("s") == record.fingerprint
