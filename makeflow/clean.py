@@ -39,13 +39,16 @@ def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool) -> Cleaned:
         stats = fs.StatCache()
         steps = _steps(pipeline, targets, stats, state)
         digests = Digests(state, stats)
+        written: dict[str, set[str]] = {}  # two records can name one file (a renamed rule)
         for sid in steps:
             record = state.record(sid)
-            if record is None:
-                continue
-            for path, digest in record.outputs.items():
-                _clean_one(path, digest, digests, done, dry_run)
-            if not dry_run:
+            if record is not None:
+                for path, digest in record.outputs.items():
+                    written.setdefault(path, set()).add(digest)
+        for path, made in written.items():
+            _clean_one(path, made, digests, done, dry_run)
+        if not dry_run:
+            for sid in steps:
                 state.forget_step(sid)
     return done
 
@@ -57,13 +60,13 @@ def _steps(pipeline: Pipeline, targets: list[str], stats: fs.StatCache,
     return state.step_ids
 
 
-def _clean_one(path: str, digest: str, digests: Digests, done: Cleaned, dry_run: bool) -> None:
-    if path in done.removed or path in done.kept:  # two records can name one file
-        return
+def _clean_one(path: str, made: set[str], digests: Digests, done: Cleaned,
+               dry_run: bool) -> None:
+    """Remove `path` if its content is one that makeflow wrote (`made`), else keep it."""
     now = digests.get(path)
     if now is None:
         return
-    if now != digest:
+    if now not in made:
         done.kept.append(path)
         return
     if not dry_run:

@@ -837,6 +837,21 @@ def test_clean_after_a_rename_removes_the_output_both_records_name(tmp_path: Pat
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_clean_after_a_rename_and_a_rerun_removes_what_the_new_rule_wrote(
+        tmp_path: Path) -> None:
+    """After the renamed rule reruns, the old record names x.txt with content it no longer
+    has: whichever record clean reads first, x.txt is still what makeflow last wrote."""
+    (tmp_path / "in.txt").write_text("a")
+    for name in ("a", "b"):
+        (tmp_path / "Makeflow.py").write_text(RENAMED.format(name=name))
+        build_in_process(tmp_path, [], 1)
+    (tmp_path / "in.txt").write_text("changed")
+    assert build_in_process(tmp_path, [], 1).ran == {"b"}
+    done = clean(load(tmp_path / "Makeflow.py"))
+    assert done.removed == ["x.txt"] and done.kept == []
+    assert not (tmp_path / "x.txt").exists()
+
+
 JOINED = """
 from makeflow import rule
 @rule(inputs={inputs!r}, outputs="out.txt", params={{"p": {p!r}}})
