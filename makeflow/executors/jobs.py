@@ -95,26 +95,33 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         log = job.open_log()
     except OSError as exc:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
-    with log:
-        log.write(f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
-        log.flush()
+    try:
+        os.write(log, f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
         try:
-            proc = StepProcess(argv_for(job.command), log.fileno(), STEP_ENV)
+            proc = StepProcess(argv_for(job.command), log, STEP_ENV)
         except OSError as exc:
-            log.write(f"makeflow: {exc}\n".encode())
+            os.write(log, f"makeflow: {exc}\n".encode())
             return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
-        if processes is not None:
-            processes.add(proc)
-        try:
-            status = proc.wait(job.timeout)
-            if status is None:
-                proc.stop()
-        finally:
-            if processes is not None:
-                processes.discard(proc)
+        status = _wait(proc, job.timeout, processes)
+    finally:
+        os.close(log)
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s")
     return _shell_result(status, started)
+
+
+def _wait(proc: StepProcess, timeout: float | None, processes: Processes | None) -> int | None:
+    """The step's exit status, or None when it ran out of time (it is stopped then)."""
+    if processes is not None:
+        processes.add(proc)
+    try:
+        status = proc.wait(timeout)
+        if status is None:
+            proc.stop()
+    finally:
+        if processes is not None:
+            processes.discard(proc)
+    return status
 
 
 def _shell_result(status: int, started: float) -> JobResult:
@@ -134,17 +141,24 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
         log = job.open_log()
     except OSError as exc:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
-    with log, _redirected(log.fileno()):
-        try:
-            func(step)
-        except StepError as exc:
-            print(f"makeflow: step failed: {exc}", file=sys.stderr)
-            return JobResult(False, started, time.time(), None, str(exc))
-        except BaseException as exc:  # the step's own error, reported, never raised
-            traceback.print_exc()
-            if isinstance(exc, SystemExit) and exc.code in (0, None):
-                return JobResult(True, started, time.time(), 0)
-            return JobResult(False, started, time.time(), None, _one_line(exc))
+    try:
+        with _redirected(log):
+            return _call(func, step, started)
+    finally:
+        os.close(log)
+
+
+def _call(func: Callable[..., Any], step: Any, started: float) -> JobResult:
+    try:
+        func(step)
+    except StepError as exc:
+        print(f"makeflow: step failed: {exc}", file=sys.stderr)
+        return JobResult(False, started, time.time(), None, str(exc))
+    except BaseException as exc:  # the step's own error, reported, never raised
+        traceback.print_exc()
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            return JobResult(True, started, time.time(), 0)
+        return JobResult(False, started, time.time(), None, _one_line(exc))
     return JobResult(True, started, time.time(), 0)
 
 
