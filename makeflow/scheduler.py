@@ -1,32 +1,38 @@
 """The loop that runs stale steps in parallel and records each success as it happens.
 
-Submit every ready step (all its upstream steps done) up to the job limit; when one
-finishes, move its staged outputs into place, hash them and record the step; then check
-each step waiting on it again, so a rerun whose outputs came out identical makes nothing
-after it run (early cutoff). A failed step with `retries` left runs again after a backoff.
+Submit every ready step (all its upstream steps done) while a job slot is free (Python
+steps up to the executor's `depth` per slot, so it can send them in batches); when one
+finishes, the thread
+that saw it end moves its staged outputs into place and hashes them, and hands the step
+to this loop through a queue; the loop records it and checks each step waiting on it
+again, so a rerun whose outputs came out identical makes nothing after it run (early
+cutoff). A failed step with `retries` left runs again after a backoff. The state store,
+the digests and the plan are used by this loop's thread only.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
+import queue
 import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from . import fs
 from .errors import BuildFailed, Interrupted, Terminated
 from .executors import Executor, Job, JobResult
 from .graph import Graph, Step
+from .hashing import hash_path
 from .loader import Pipeline
 from .plan import Digests, Plan, params_of, reasons, recipe_of
 from .recipe import substitute
 from .report import Reporter
 from .rules import Files
-from .state import STATE_DIR, StateStore, StepRecord
+from .state import STATE_DIR, FileRecord, StateStore, StepRecord
 
 STAGE = os.path.join(STATE_DIR, "stage")
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
@@ -73,6 +79,17 @@ class Running:
     before: dict[str, fs.Stat | None]
 
 
+@dataclass
+class Landed:
+    """What the thread that saw a step end found: the job's result, and for a success
+    its outputs, moved into place and hashed, and any input that changed while it ran."""
+
+    result: JobResult
+    error: str = ""
+    outputs: dict[str, FileRecord] = field(default_factory=dict)
+    moved: str | None = None
+
+
 class Run:
     """The state of one build while it runs: what waits, what runs, what is done."""
 
@@ -89,6 +106,9 @@ class Run:
         self.retry_at: list[tuple[float, int, str]] = []  # a heap of (when, position, step)
         self.attempts: dict[str, int] = {}
         self.running: dict[Future[JobResult], Running] = {}
+        self.landed: queue.SimpleQueue[tuple[Future[JobResult], Landed | None]] = (
+            queue.SimpleQueue())
+        self.slots_in_use = JobSlots(options.jobs, 1)
         self.stopping = False
         self.folders = fs.Folders()
         self.slots = StageSlots()
@@ -98,10 +118,11 @@ class Run:
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
         fs.remove(STAGE)  # whatever a killed build left there
         executor = make_executor(self.pipeline, self.options)
+        self.slots_in_use = JobSlots(self.options.jobs, getattr(executor, "depth", 1))
         try:
             self._loop(executor)
         except KeyboardInterrupt as exc:
-            stopped = [r.step for r in self.running.values()]
+            stopped = [r.step for f, r in self.running.items() if f.running() or f.done()]
             executor.shutdown(kill=True)
             self._discard(stopped)
             raise self._interrupted(exc, stopped) from None
@@ -109,9 +130,11 @@ class Run:
             executor.shutdown(kill=bool(self.running))
             fs.remove(STAGE)
             self._flush()
+        r = self.result
+        settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh}
         self.result.not_run = [
             sid for sid in self.graph.steps
-            if sid in self.plan.stale and not self._settled(sid)
+            if sid in self.plan.stale and sid not in settled
             and not self.graph.steps[sid].rule.is_alias
         ]
 
@@ -131,10 +154,6 @@ class Run:
                 for path in step.outputs.paths:
                     fs.remove(path)
 
-    def _settled(self, sid: str) -> bool:
-        r = self.result
-        return sid in r.failed or sid in r.ran or sid in r.cut_off or sid in r.fresh
-
     def _loop(self, executor: Executor) -> None:
         while self.ready or self.running or self.retry_at:
             self._due_retries(executor)
@@ -147,17 +166,40 @@ class Run:
                 continue
             timeout = self.retry_at[0][0] - time.monotonic() if self.retry_at else None
             self._flush()  # before waiting: what finished is on disk
-            done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
-            finished = [(self.running.pop(future), _result_of(future)) for future in done]
-            if all(result.ok for _, result in finished):
+            finished = self._wait(timeout)
+            if all(not landed.error for _, landed in finished):
                 self._fill(executor)  # keep every slot busy while the results are recorded
-            for running, result in finished:
-                self._finish(running, result)
+            for running, landed in finished:
+                self._finish(running, landed)
+
+    def _wait(self, timeout: float | None) -> list[tuple[Running, Landed]]:
+        """The steps that ended, waiting up to `timeout` for the first one.
+
+        One queue that the threads put ended steps on costs less per wake-up than
+        concurrent.futures.wait, which hooks into every running future each time.
+        """
+        try:
+            ended = [self.landed.get(timeout=None if timeout is None else max(0.0, timeout))]
+        except queue.Empty:
+            return []
+        while not self.landed.empty():
+            ended.append(self.landed.get_nowait())
+        return [(self._taken_back(future), landed) for future, landed in ended
+                if landed is not None and future in self.running]
+
+    def _taken_back(self, future: Future[JobResult]) -> Running:
+        running = self.running.pop(future)
+        self.slots_in_use.give_back(running.job.command is None)
+        return running
 
     def _fill(self, executor: Executor) -> None:
-        """Start ready steps until every job slot is taken."""
-        while self.ready and len(self.running) < self.options.jobs and not self.stopping:
-            self._start(heapq.heappop(self.ready)[1], executor)
+        """Start ready steps, in the graph's order, while a job slot is free."""
+        while self.ready and not self.stopping:
+            sid = self.ready[0][1]
+            if not self.slots_in_use.free(self.graph.steps[sid].rule.shell is None):
+                return
+            heapq.heappop(self.ready)
+            self._start(sid, executor)
 
     def _flush(self) -> None:
         try:
@@ -195,8 +237,25 @@ class Run:
         except OSError as exc:
             self._failed(step, None, f"cannot prepare its output folder: {_os_error(exc)}")
             return
-        before = {p: self.digests.stat(p) for p in step.inputs.paths}
-        self.running[executor.submit(job)] = Running(step, job, before)
+        running = Running(step, job, {p: self.digests.stat(p) for p in step.inputs.paths})
+        future = executor.submit(job)
+        self.running[future] = running
+        self.slots_in_use.take(job.command is None)
+        future.add_done_callback(lambda done: self._land(done, running))
+
+    def _land(self, future: Future[JobResult], running: Running) -> None:
+        """Called in the thread that ended the step: move and hash its outputs there, so
+        this work overlaps other steps, then queue it for the loop. Never raises: an
+        exception here would be lost, and the loop would wait for the step forever."""
+        if future.cancelled():
+            self.landed.put((future, None))
+            return
+        try:
+            landed = land(running, _result_of(future), self.folders)
+        except Exception as exc:  # the step fails, the build goes on
+            now = time.time()
+            landed = Landed(JobResult(False, now, now), f"makeflow failed: {exc!r}")
+        self.landed.put((future, landed))
 
     def _why(self, step: Step) -> list[str]:
         if self.options.force and not step.rule.is_alias:
@@ -225,58 +284,40 @@ class Run:
             names = [os.path.join(str(i), n) for i, n in enumerate(names)]
         return Files(tuple(os.path.join(slot, n) for n in names), step.outputs.names)
 
-    def _finish(self, running: Running, result: JobResult) -> None:
+    def _finish(self, running: Running, landed: Landed) -> None:
         step, job = running.step, running.job
-        error = result.error if not result.ok else self._place_outputs(step, job)
-        if error:
-            self._failed(step, job, error)
+        if landed.error:
+            self._failed(step, job, landed.error)
             return
-        moved = [p for p, st in running.before.items() if fs.deep_stat(p) != st]
-        if moved:
-            self.state.forget_step(step.id)
-            self.reporter.warning(
-                f"{moved[0]} changed while {step.id} ran; its result is not recorded as "
-                "fresh and it will run again next time"
-            )
-        else:
-            error = self._record(step, result)
-            if error:
-                self._failed(step, job, error)
-                return
-        self.reporter.step_finished(step, result)
-        self._done(step.id, "ran")
-
-    def _place_outputs(self, step: Step, job: Job) -> str:
-        """Check every declared output exists, then move staged ones into place."""
-        for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
-            if not os.path.lexists(staged):
-                hint = "" if not step.rule.stage else (
-                    " (a step must write to the path it is given: {outputs} or "
-                    "step.outputs; or mark the rule stage=False)"
-                )
-                return f"succeeded but did not create its output {final}{hint}"
         if step.rule.stage:
-            for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
-                try:
-                    self.folders.make_parent(final)
-                    fs.replace(staged, final)
-                except OSError as exc:
-                    return f"could not move its output into place at {final}: {_os_error(exc)}"
             self.slots.give_back(step.id)
         for final in step.outputs.paths:
             self.digests.forget(final)
-        return ""
+        if landed.moved:
+            self.state.forget_step(step.id)
+            self.reporter.warning(
+                f"{landed.moved} changed while {step.id} ran; its result is not recorded as "
+                "fresh and it will run again next time"
+            )
+        else:
+            error = self._record(step, landed)
+            if error:
+                self._failed(step, job, error)
+                return
+        self.reporter.step_finished(step, landed.result)
+        self._done(step.id, "ran")
 
-    def _record(self, step: Step, result: JobResult) -> str:
-        """Hash the outputs and record the step; a reason when that failed, else ''."""
+    def _record(self, step: Step, landed: Landed) -> str:
+        """Record the step with its outputs' digests; a reason when that failed, else ''."""
         try:
             inputs = {p: self.digests.get(p) or "" for p in step.inputs.paths}
-            outputs = {p: self.digests.get(p) or "" for p in step.outputs.paths}
-            record = StepRecord(recipe_of(step), params_of(step), inputs, outputs,
-                                time.time_ns(), result.finished - result.started)
-            self.state.record_step(step.id, record, self.digests.take_hashed())
         except OSError as exc:
-            return f"could not hash its outputs: {_os_error(exc)}"
+            return f"could not hash its inputs: {_os_error(exc)}"
+        outputs = {p: landed.outputs[p].digest for p in step.outputs.paths}
+        result = landed.result
+        record = StepRecord(recipe_of(step), params_of(step), inputs, outputs,
+                            time.time_ns(), result.finished - result.started)
+        self.state.record_step(step.id, record, {**self.digests.take_hashed(), **landed.outputs})
         return ""
 
     def _failed(self, step: Step, job: Job | None, error: str) -> None:
@@ -301,6 +342,14 @@ class Run:
         if not self.options.keep_going:
             self.stopping = True
             self.ready.clear()
+            self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        """Take back the submitted steps that have not started: the build is stopping."""
+        for future, running in list(self.running.items()):
+            if future.cancel():
+                self._taken_back(future)
+                self.slots.give_back(running.step.id)
 
     def _done(self, sid: str, how: str) -> None:
         if not self.graph.steps[sid].rule.is_alias:
@@ -311,6 +360,86 @@ class Run:
             self.waiting[down] -= 1
             if self.waiting[down] == 0 and not self.stopping:
                 heapq.heappush(self.ready, (self.position[down], down))
+
+
+def land(running: Running, result: JobResult, folders: fs.Folders) -> Landed:
+    """Settle a step's files where it ended: check its outputs, move staged ones into
+    place, hash them, and see whether an input changed while it ran.
+
+    Touches files only, never the state store or the digests of the build's thread.
+    """
+    if not result.ok:
+        return Landed(result, result.error or "failed")
+    step = running.step
+    error = place_outputs(step, running.job, folders)
+    if error:
+        return Landed(result, error)
+    try:
+        outputs = {p: file_record(p) for p in step.outputs.paths}
+    except OSError as exc:
+        return Landed(result, f"could not hash its outputs: {_os_error(exc)}")
+    moved = next((p for p, st in running.before.items() if fs.deep_stat(p) != st), None)
+    return Landed(result, "", outputs, moved)
+
+
+def place_outputs(step: Step, job: Job, folders: fs.Folders) -> str:
+    """Check every declared output exists, then move staged ones into place."""
+    for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
+        if not os.path.lexists(staged):
+            hint = "" if not step.rule.stage else (
+                " (a step must write to the path it is given: {outputs} or "
+                "step.outputs; or mark the rule stage=False)"
+            )
+            return f"succeeded but did not create its output {final}{hint}"
+    if step.rule.stage:
+        for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
+            try:
+                folders.make_parent(final)
+                fs.replace(staged, final)
+            except OSError as exc:
+                return f"could not move its output into place at {final}: {_os_error(exc)}"
+    return ""
+
+
+def file_record(path: str) -> FileRecord:
+    """A fresh output's stat and digest, as the digests of the build would hash it: the
+    stat first, so a write during the hash shows as a changed stat next time."""
+    st = fs.deep_stat(path)
+    if st is None:
+        raise FileNotFoundError(2, "No such file or directory", path)
+    checked = time.time_ns()
+    return FileRecord(st.size, st.mtime_ns, st.inode, hash_path(path), checked)
+
+
+class JobSlots:
+    """The `jobs` slots: at most `jobs` steps run at once.
+
+    A shell step holds a slot while it runs. Python steps may be submitted up to `depth`
+    per slot, for the executor to send in batches, but at most `jobs` of them run at
+    once: together they hold as many slots as are in flight, `jobs` at most.
+    """
+
+    def __init__(self, jobs: int, depth: int):
+        self.jobs, self.depth = jobs, max(1, depth)
+        self.shell = self.python = 0
+
+    def free(self, python: bool) -> bool:
+        if python:
+            return (self.python < self.jobs * self.depth
+                    and self.shell + min(self.python + 1, self.jobs) <= self.jobs)
+        return self.shell + min(self.python, self.jobs) < self.jobs
+
+    def take(self, python: bool) -> None:
+        if python:
+            self.python += 1
+        else:
+            self.shell += 1
+
+    def give_back(self, python: bool) -> None:
+        if python:
+            self.python -= 1
+        else:
+            self.shell -= 1
 
 
 class StageSlots:

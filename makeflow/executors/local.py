@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import signal
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +23,17 @@ from .jobs import Processes, run_function, run_shell
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
+    from ..loader import Pipeline
+
 
 class LocalExecutor:
-    """Runs up to `jobs` steps at once on this machine."""
+    """Runs up to `jobs` steps at once on this machine.
+
+    The scheduler may submit Python steps `depth` per job slot: they wait in the worker
+    pool's queue and go to the workers in batches.
+    """
+
+    depth = 8
 
     def __init__(self, jobs: int, rules_file: Path, overrides: tuple[str, ...] = ()):
         self.jobs = max(1, jobs)
@@ -36,7 +44,7 @@ class LocalExecutor:
     def submit(self, job: Job) -> Future[JobResult]:
         if job.command is not None:
             return self.threads.submit(run_shell, job, self.processes)
-        return self.threads.submit(self.workers.run, job)
+        return self.workers.submit(job)
 
     def shutdown(self, kill: bool = False) -> None:
         if kill:
@@ -46,47 +54,167 @@ class LocalExecutor:
         self.workers.close()
 
 
+Item = tuple[Job, "Future[JobResult]"]
+
+
 class WorkerPool:
-    """Long-lived Python worker processes, started on first use, one job at a time each."""
+    """Long-lived Python worker processes, started on first use, fed in batches.
+
+    Python jobs wait in one queue. Each worker has a thread that takes a batch from it,
+    sends the batch in one message, and settles each job's future as the worker answers
+    it, job by job. A batch holds about BATCH_SECONDS of work, judged by how long the
+    worker's recent steps took: trivial steps go dozens per round trip, slow ones one at
+    a time, so no worker holds a queue of slow steps while another is idle.
+    """
 
     def __init__(self, size: int, rules_file: Path, overrides: tuple[str, ...]):
         self.size = size
         self.rules_file = str(rules_file)
         self.overrides = overrides
-        self.idle: queue.Queue[Worker] = queue.Queue()
-        self.all: list[Worker] = []
-        self.lock = threading.Lock()
+        self.waiting: deque[Item] = deque()
+        self.cond = threading.Condition()
+        self.feeders: list[threading.Thread] = []
+        self.workers: set[Worker] = set()
+        self.closing = False
+        self.killed = False
 
-    def run(self, job: Job) -> JobResult:
-        worker = self._take()
+    def submit(self, job: Job) -> Future[JobResult]:
+        future: Future[JobResult] = Future()
+        with self.cond:
+            if self.closing:
+                raise RuntimeError("the Python worker pool is shut down")
+            self.waiting.append((job, future))
+            self.cond.notify()
+            if not self.feeders:
+                self._start_feeders()
+        return future
+
+    def _start_feeders(self) -> None:
+        for i in range(self.size):
+            feeder = threading.Thread(target=self._feed, name=f"makeflow-worker-{i}",
+                                      daemon=True)
+            feeder.start()
+            self.feeders.append(feeder)
+
+    def _feed(self) -> None:
+        """One worker's thread: batches out, results back, a new worker after a crash."""
+        pace = Pace()
+        worker: Worker | None = None
         try:
-            result = worker.run(job)
+            while batch := self._take(pace.batch()):
+                if worker is None or not worker.alive:
+                    worker = self._replace(worker, batch)
+                    if worker is None:
+                        continue
+                try:
+                    self._put_back(worker.run(batch, pace))
+                except Exception as exc:  # a fault here fails the batch, never hangs the build
+                    _fail_unsettled(batch, f"the Python worker pool failed: {exc!r}")
+                    raise
         finally:
-            if worker.alive:
-                self.idle.put(worker)
-            else:
-                with self.lock:
-                    self.all.remove(worker)
-        return result
+            if worker is not None:
+                self._retire(worker)
 
-    def _take(self) -> Worker:
-        with self.lock:
-            if self.idle.empty() and len(self.all) < self.size:
-                worker = Worker(self.rules_file, self.overrides)
-                self.all.append(worker)
-                return worker
-        return self.idle.get()
+    def _take(self, most: int) -> list[Item]:
+        """Up to `most` jobs (fewer when the others' share would be smaller); [] to stop."""
+        with self.cond:
+            while not self.waiting and not self.closing:
+                self.cond.wait()
+            share = -(-len(self.waiting) // self.size)
+            batch: list[Item] = []
+            while self.waiting and len(batch) < min(most, share):
+                job, future = self.waiting.popleft()
+                # a job put back after a crash is running already; others may be cancelled
+                if future.running() or future.set_running_or_notify_cancel():
+                    batch.append((job, future))
+            if not batch and self.waiting:
+                return self._take(most)
+            return batch
+
+    def _put_back(self, items: list[Item]) -> None:
+        """Jobs a dead worker never ran go first in line again; when the pool is being
+        killed, they fail instead."""
+        if not items:
+            return
+        with self.cond:
+            if not self.killed:
+                self.waiting.extendleft(reversed(items))
+                self.cond.notify_all()
+                return
+        _fail_unsettled(items, "stopped before it ran")
+
+    def _replace(self, dead: Worker | None, batch: list[Item]) -> Worker | None:
+        """A new worker for this thread; None (the batch failed) if one cannot start."""
+        if dead is not None:
+            self._retire(dead)
+        try:
+            worker = Worker(self.rules_file, self.overrides)
+        except Exception as exc:  # no worker, no step: each fails with the reason
+            now = time.time()
+            for _, future in batch:
+                future.set_result(JobResult(False, now, now, None,
+                                            f"cannot start a Python worker: {exc}"))
+            return None
+        with self.cond:
+            self.workers.add(worker)
+            if self.killed:
+                worker.kill()
+        return worker
+
+    def _retire(self, worker: Worker) -> None:
+        with self.cond:
+            self.workers.discard(worker)
+        worker.close()
 
     def kill_all(self) -> None:
-        with self.lock:
-            for worker in self.all:
-                worker.kill()
+        """Stop now: kill every worker; jobs not yet sent are cancelled."""
+        with self.cond:
+            self.killed = self.closing = True
+            while self.waiting:
+                self.waiting.popleft()[1].cancel()
+            self.cond.notify_all()
+            workers = list(self.workers)
+        for worker in workers:
+            worker.kill()
 
     def close(self) -> None:
-        with self.lock:
-            for worker in self.all:
-                worker.close()
-            self.all.clear()
+        """Let each worker finish its batch, then end the workers and their threads."""
+        with self.cond:
+            self.closing = True
+            while self.waiting:
+                self.waiting.popleft()[1].cancel()
+            self.cond.notify_all()
+        for feeder in self.feeders:
+            feeder.join()
+        self.feeders.clear()
+
+
+def _fail_unsettled(items: list[Item], why: str) -> None:
+    now = time.time()
+    for _, future in items:
+        if not future.done():
+            future.set_result(JobResult(False, now, now, None, why))
+
+
+BATCH_SECONDS = 0.01
+
+
+class Pace:
+    """How long one worker's steps take lately, which sets how many to send at once."""
+
+    MOST = 64
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None  # an average that favours recent steps
+
+    def batch(self) -> int:
+        if self.seconds is None:
+            return 1
+        return max(1, min(self.MOST, int(BATCH_SECONDS / max(self.seconds, 1e-6))))
+
+    def add(self, result: JobResult) -> None:
+        took = max(0.0, result.finished - result.started)
+        self.seconds = took if self.seconds is None else 0.7 * self.seconds + 0.3 * took
 
 
 class Worker:
@@ -104,18 +232,32 @@ class Worker:
         child.close()
         self.alive = True
 
-    def run(self, job: Job) -> JobResult:
+    def run(self, batch: list[Item], pace: Pace) -> list[Item]:
+        """Send a batch and settle each future as its answer comes.
+
+        Returns the jobs the worker never ran because it died (crash, or killed for a
+        timeout) while running an earlier one; that one alone fails.
+        """
+        with contextlib.suppress(OSError):  # dead already: the first job counts as the crash
+            self.conn.send([job for job, _ in batch])
+        for i, (job, future) in enumerate(batch):
+            result = self._answer(job)
+            pace.add(result)
+            future.set_result(result)
+            if not self.alive:
+                return batch[i + 1:]
+        return []
+
+    def _answer(self, job: Job) -> JobResult:
         started = time.time()
         try:
-            self.conn.send(job)
             if job.timeout is not None and not self.conn.poll(job.timeout):
                 self.kill()
                 self.close()
-                self.alive = False
                 return JobResult(False, started, time.time(), None,
                                  f"timed out after {job.timeout:g}s")
             return self.conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError):
             self.alive = False
             self.process.join(timeout=5)
             return JobResult(False, started, time.time(), self.process.exitcode,
@@ -127,6 +269,7 @@ class Worker:
                 os.kill(self.process.pid, signal.SIGKILL)
 
     def close(self) -> None:
+        self.alive = False
         with contextlib.suppress(OSError):
             self.conn.close()
         self.process.join(timeout=5)
@@ -142,7 +285,8 @@ def _crash_message(exitcode: int | None) -> str:
 
 
 def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...]) -> None:
-    """A worker's loop: load the rules file once, then run each job sent to it."""
+    """A worker's loop: load the rules file once, then run each batch sent to it, answering
+    each job as it ends (so a crash is the step that was running, not the batch)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides when to stop
     from ..errors import MakeflowError
     from ..loader import load
@@ -155,12 +299,17 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...]) -
     os.chdir(Path(rules_file).parent)
     while True:
         try:
-            job: Job = conn.recv()
+            jobs: list[Job] = conn.recv()
+            for job in jobs:
+                conn.send(_run(job, pipeline, load_error, rules_file))
         except (EOFError, OSError, KeyboardInterrupt):
             return
-        rule = pipeline.rule(job.rule) if pipeline else None
-        if rule is None or rule.func is None:
-            why = load_error or f"rule {job.rule} has no function in {rules_file}"
-            conn.send(JobResult(False, time.time(), time.time(), None, why))
-            continue
-        conn.send(run_function(job, rule.func))
+
+
+def _run(job: Job, pipeline: Pipeline | None, load_error: str | None,
+         rules_file: str) -> JobResult:
+    rule = pipeline.rule(job.rule) if pipeline else None
+    if rule is None or rule.func is None:
+        why = load_error or f"rule {job.rule} has no function in {rules_file}"
+        return JobResult(False, time.time(), time.time(), None, why)
+    return run_function(job, rule.func)
