@@ -33,8 +33,9 @@ run() { python "$here/run.py" "${makeflow_args[@]}" --timeouts "$timeouts" "$@";
 "$here/peers.sh" >&2
 {
   echo "Time budget: 3 timed runs after a warm-up at 1,000 steps; 1 after a warm-up at"
-  echo "10,000 (snakemake: one run, no warm-up; its scratch build can take the whole"
-  echo "10-minute limit); 1 without warm-up at 100,000, where a build takes minutes."
+  echo "10,000 (snakemake's scratch build: one run, no warm-up, as it can take the whole"
+  echo "10-minute limit); at 100,000 one run, the scratch build without a warm-up (it takes"
+  echo "minutes), the other phases after one."
   echo
   echo "## Hashing"; echo
   "$python" "$here/hashing.py"
