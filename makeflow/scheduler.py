@@ -2,11 +2,10 @@
 
 Submit every ready step (all its upstream steps done) while a job slot is free (Python
 steps up to the executor's `depth` per slot, so it can send them in batches); when one
-finishes, the thread
-that saw it end moves its staged outputs into place and hashes them, and hands the step
-to this loop through a queue; the loop records it and checks each step waiting on it
-again, so a rerun whose outputs came out identical makes nothing after it run (early
-cutoff). A failed step with `retries` left runs again after a backoff. The state store,
+finishes, the thread that saw it end moves its staged outputs into place and hashes them,
+and hands the step to this loop through a queue; the loop records it and checks each step
+waiting on it again, so a rerun whose outputs came out identical makes nothing after it
+run (early cutoff). A failed step with `retries` left runs again after a backoff. The state store,
 the digests and the plan are used by this loop's thread only.
 """
 
@@ -184,8 +183,16 @@ class Run:
             return []
         while not self.landed.empty():
             ended.append(self.landed.get_nowait())
-        return [(self._taken_back(future), landed) for future, landed in ended
-                if landed is not None and future in self.running]
+        finished = []
+        for future, landed in ended:
+            if future not in self.running:
+                continue  # cancelled by this loop, already taken back
+            running = self._taken_back(future)
+            if landed is None:  # cancelled by the executor: the step did not run
+                self.slots.give_back(running.step.id)
+            else:
+                finished.append((running, landed))
+        return finished
 
     def _taken_back(self, future: Future[JobResult]) -> Running:
         running = self.running.pop(future)
