@@ -40,13 +40,6 @@ class Graph:
     sources: list[str]
     targets: list[str] = field(default_factory=list)
 
-    def downstream(self) -> dict[str, list[str]]:
-        down: dict[str, list[str]] = {sid: [] for sid in self.steps}
-        for sid, ups in self.upstream.items():
-            for up in ups:
-                down[up].append(sid)
-        return down
-
 
 def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None) -> Graph:
     """Build the graph for `targets` (file paths or rule names; empty means the default)."""
