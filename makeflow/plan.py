@@ -27,6 +27,7 @@ class Digests:
         self.state = state
         self.stats = stats
         self.hashed: dict[str, FileRecord] = {}
+        self.own: dict[str, FileRecord] = {}  # hashed by this build: see `learn`
 
     def stat(self, path: str) -> fs.Stat | None:
         """The stat to compare with the cache: for a directory, its whole tree's."""
@@ -45,6 +46,9 @@ class Digests:
             return None
         if st.is_dir:
             st = fs.tree_stat(path)
+        own = self.own.get(path)
+        if own is not None and own.same_stat(st):
+            return own.digest
         known = self.hashed.get(path) or self.state.file(path)
         if known is not None and known.matches(st):
             return known.digest
@@ -53,12 +57,24 @@ class Digests:
     def rehash(self, path: str, st: fs.Stat) -> str:
         checked = time.time_ns()
         digest = hash_path(path)
-        self.hashed[path] = FileRecord(st.size, st.mtime_ns, st.inode, digest, checked)
+        self.hashed[path] = self.own[path] = FileRecord(st.size, st.mtime_ns, st.inode,
+                                                        digest, checked)
         return digest
+
+    def learn(self, records: dict[str, FileRecord]) -> None:
+        """Digests this build just made (of a step's outputs, as it landed).
+
+        Within the build they are trusted while the stat is unchanged, even when made
+        within a second of the file's last change: the step that wrote the file has
+        ended, so a file just written is hashed once, not again for each step that reads
+        it. The store's record still follows the one-second rule for later builds.
+        """
+        self.own.update(records)
 
     def forget(self, path: str) -> None:
         self.stats.forget(path)
         self.hashed.pop(path, None)
+        self.own.pop(path, None)
 
     def take_hashed(self) -> dict[str, FileRecord]:
         """The entries hashed since the last call, for the state store's stat cache."""

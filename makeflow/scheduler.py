@@ -316,6 +316,7 @@ class Run:
             self.slots.give_back(step.id)
         for final in step.outputs.paths:
             self.digests.forget(final)
+        self.digests.learn(landed.outputs)
         if landed.moved:
             self.state.forget_step(step.id)
             self.reporter.warning(

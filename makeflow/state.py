@@ -46,6 +46,9 @@ class FileRecord(NamedTuple):
     digest: str
     checked_ns: int
 
+    def same_stat(self, st: Stat) -> bool:
+        return st.size == self.size and st.mtime_ns == self.mtime_ns and st.inode == self.inode
+
     def matches(self, st: Stat) -> bool:
         """Whether the cached digest can be trusted for a file that stats as `st`.
 
