@@ -11,20 +11,21 @@ import time
 from collections.abc import Callable, Iterable
 
 from . import fs, gcpause, uptodate
-from .executors import Executor
-from .executors.local import LocalExecutor
+from .executors import Executor, ExecutorFactory
 from .graph_cache import cache_key, resolve_cached
 from .loader import Pipeline
 from .lock import ProjectLock
+from .outcome import BuildOptions, BuildResult, log_path
 from .plan import Digests, Plan, make_plan
 from .report import Reporter
-from .scheduler import BuildOptions, BuildResult, ExecutorFactory, Run, log_path
 from .state import StateStore
 
 __all__ = ["BuildOptions", "BuildResult", "build", "log_path", "status"]
 
 
 def local_executor(pipeline: Pipeline, options: BuildOptions) -> Executor:
+    from .executors.local import LocalExecutor  # only a build that runs steps needs it
+
     return LocalExecutor(options.jobs, pipeline.file, pipeline.overrides)
 
 
@@ -57,6 +58,8 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             if not plan.quick and not options.force:
                 all_fresh()
         else:
+            from .scheduler import Run  # threads and processes: only when a step runs
+
             Run(pipeline, graph, plan, state, digests, options, reporter, result).run(executor)
             if result.ok and not result.not_run and not state.forgotten:
                 all_fresh()

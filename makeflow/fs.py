@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import shutil
-import uuid
 from typing import NamedTuple
 
 
@@ -63,7 +62,7 @@ def replace(src: str, dst: str) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        near = f"{dst}.makeflow-{uuid.uuid4().hex[:8]}"
+        near = f"{dst}.makeflow-{os.urandom(4).hex()}"
         if os.path.isdir(src):
             shutil.copytree(src, near, symlinks=True)
         else:
@@ -74,7 +73,7 @@ def replace(src: str, dst: str) -> None:
 
 def _rename_over(src: str, dst: str) -> None:
     if os.path.isdir(dst) and not os.path.islink(dst):
-        aside = f"{dst}.makeflow-old-{uuid.uuid4().hex[:8]}"
+        aside = f"{dst}.makeflow-old-{os.urandom(4).hex()}"
         os.rename(dst, aside)
         os.rename(src, dst)
         remove(aside)

@@ -17,16 +17,16 @@ import queue
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from . import fs
 from .errors import BuildFailed, Interrupted, Terminated
-from .executors import Executor, Job, JobResult
+from .executors import Executor, ExecutorFactory, Job, JobResult
 from .graph import Graph, Step
 from .hashing import hash_path
 from .loader import Pipeline
+from .outcome import BuildOptions, BuildResult, log_path
 from .plan import Digests, Plan, params_of, reasons, recipe_of
 from .recipe import substitute
 from .report import Reporter
@@ -36,37 +36,6 @@ from .state import STATE_DIR, FileRecord, StateStore, StepRecord
 STAGE = os.path.join(STATE_DIR, "stage")
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
 BACKOFF_CAP = 30.0
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    jobs: int = os.cpu_count() or 1
-    dry_run: bool = False
-    force: bool = False
-    keep_going: bool = False
-    wait: bool = True  # for another build in the same folder to finish
-    clock: Callable[[], float] = time.time  # injectable, for max_age and schedules in tests
-
-
-@dataclass
-class BuildResult:
-    """What a build did, by step id; `failed` maps a step to its one-line reason."""
-
-    ran: list[str] = field(default_factory=list)
-    fresh: list[str] = field(default_factory=list)
-    cut_off: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    not_run: list[str] = field(default_factory=list)
-    retried: dict[str, int] = field(default_factory=dict)
-    plan: Plan | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-ExecutorFactory = Callable[[Pipeline, BuildOptions], Executor]
 
 
 @dataclass
@@ -506,11 +475,3 @@ def _result_of(future: Future[JobResult]) -> JobResult:
 def _os_error(exc: OSError) -> str:
     where = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or exc}{where}"
-
-
-def _safe_name(step_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=," else "_" for c in step_id)
-
-
-def log_path(step_id: str) -> str:
-    return os.path.join(STATE_DIR, "logs", _safe_name(step_id) + ".log")

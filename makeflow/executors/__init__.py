@@ -10,11 +10,17 @@ A future that has not started may be cancelled when the build stops.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..rules import Files
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from ..loader import Pipeline
+    from ..outcome import BuildOptions
 
 
 @dataclass(frozen=True)
@@ -65,3 +71,7 @@ class Executor(Protocol):
     def submit(self, job: Job) -> Future[JobResult]: ...
 
     def shutdown(self, kill: bool = False) -> None: ...
+
+
+# What a build calls to get its executor: the local one by default, a cluster's later.
+ExecutorFactory = Callable[["Pipeline", "BuildOptions"], Executor]
