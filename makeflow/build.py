@@ -84,14 +84,17 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     """
     stats = fs.StatCache()
     digests = Digests(state, stats)
-    graph, shape = resolve_cached(pipeline, cache_key(pipeline, targets), stats, state.dir)
-    recipes = uptodate.recipes_key(pipeline)
+    rules = cache_key(pipeline, targets)
+    graph, shape = resolve_cached(pipeline, rules, stats, state.dir)
+    # The rules' files, in order, as well as the graph: a step's inputs listed in another
+    # order change its fingerprint, though not the shape of the graph.
+    recipes = (rules, shape, uptodate.recipes_key(pipeline))
     snapshot = uptodate.Snapshot(state.dir)
-    suspects = None if force else snapshot.suspects((shape, recipes, state.version))
+    suspects = None if force else snapshot.suspects((recipes, state.version))
 
     def all_fresh() -> None:
         state.flush()
-        snapshot.save((shape, recipes, state.version), graph, state)
+        snapshot.save((recipes, state.version), graph, state)
 
     if suspects == []:
         return Plan(graph, warnings=state.warnings, quick=True), digests, all_fresh

@@ -60,7 +60,7 @@ def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool]) -> str:
     rows = [_row(step) for step in graph.steps.values()]
     upstream = [[index[u] for u in ups] for ups in graph.upstream.values()]
     shape = (rows, upstream, graph.producer, graph.sources, graph.targets)
-    digest = hash_bytes(marshal.dumps(shape))
+    digest = hash_bytes(repr(shape).encode("utf-8", "surrogateescape"))  # by value
     existing = [p for p, found in probed.items() if found]
     missing = [p for p, found in probed.items() if not found]
     temp = path.with_name(f"{NAME}.{os.getpid()}.tmp")
