@@ -88,13 +88,13 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     graph, shape = resolve_cached(pipeline, rules, stats, state.dir)
     # The rules' files, in order, as well as the graph: a step's inputs listed in another
     # order change its fingerprint, though not the shape of the graph.
-    recipes = (rules, shape, uptodate.recipes_key(pipeline))
+    key = (rules, shape, uptodate.recipes_key(pipeline))
     snapshot = uptodate.Snapshot(state.dir)
-    suspects = None if force else snapshot.suspects((recipes, state.version))
+    suspects = None if force else snapshot.suspects((key, state.version))
 
     def all_fresh() -> None:
         state.flush()
-        snapshot.save((recipes, state.version), graph, state)
+        snapshot.save((key, state.version), graph, state)
 
     if suspects == []:
         return Plan(graph, warnings=state.warnings, quick=True), digests, all_fresh

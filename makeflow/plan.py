@@ -280,7 +280,7 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
         untouched = suspects is not None and _untouched(step, suspects)
         if untouched and not stale_ups:
             continue
-        if (suspects is not None and not stale_ups and not force
+        if (suspects is not None and not stale_ups
                 and _suspects_unchanged(step, suspects, state, digests)):
             continue
         if force and not step.rule.is_alias:

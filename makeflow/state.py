@@ -13,10 +13,10 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .fs import Stat
 from .hashing import hash_text
@@ -179,25 +179,25 @@ class StateStore:
         """The stat and digest `path` had when last hashed, if it ever was."""
         if self._files is not None:
             return self._files.get(path)
-        known = self._some_files.get(path, _UNREAD)
-        if known is _UNREAD:
-            self._count_lookup()
-            row = self.db.execute("SELECT size, mtime_ns, inode, digest, checked_ns FROM files "
-                                  "WHERE path=?", (_to_db(path),)).fetchone()
-            known = self._some_files[path] = FileRecord._make(row) if row else None
-        return known
+        return self._read_one(self._some_files, path, "SELECT size, mtime_ns, inode, digest, "
+                              "checked_ns FROM files WHERE path=?", FileRecord._make)
 
     def fingerprint(self, step_id: str) -> str | None:
         """The fingerprint of the step's last successful run, if it ever ran."""
         if self._files is not None:
             return self._fingerprints.get(step_id)
-        known = self._some_fingerprints.get(step_id, _UNREAD)
-        if known is _UNREAD:
+        return self._read_one(self._some_fingerprints, step_id,
+                              "SELECT fingerprint FROM steps WHERE id=?", lambda row: row[0])
+
+    def _read_one(self, known: dict[str, Any], key: str, query: str,
+                  make: Callable[[tuple], Any]) -> Any:
+        """One entry, read from disk on first use while the store is read entry by entry."""
+        found = known.get(key, _UNREAD)
+        if found is _UNREAD:
             self._count_lookup()
-            row = self.db.execute("SELECT fingerprint FROM steps WHERE id=?",
-                                  (_to_db(step_id),)).fetchone()
-            known = self._some_fingerprints[step_id] = row[0] if row else None
-        return known
+            row = self.db.execute(query, (_to_db(key),)).fetchone()
+            found = known[key] = make(row) if row else None
+        return found
 
     def prefetch(self, paths: Iterable[str]) -> None:
         """Read the entries of many files in a few queries, for a step with many inputs
