@@ -47,7 +47,7 @@ def timed(command: list[str] | str, repeat: int) -> float:
 
 HASH_ONE = """
 import sys, time
-from makeflow.hashing import hash_file
+from makeflow.store.hashing import hash_file
 started = time.perf_counter()
 hash_file(sys.argv[1])
 print(time.perf_counter() - started)
@@ -92,8 +92,9 @@ rule("count", inputs=[f"in/{n}.bin" for n in names], outputs="count.txt",
 
 BUILD_AND_COUNT = """
 import io, json, sys, time
-from makeflow import BuildOptions, build, hashing, load
-from makeflow.report import PlainReporter
+from makeflow import BuildOptions, build, load
+from makeflow.store import hashing
+from makeflow.ui.plain import PlainReporter
 started = time.perf_counter()
 result = build(load(sys.argv[1]), [], BuildOptions(jobs=2), PlainReporter(io.StringIO()))
 print(json.dumps({"seconds": time.perf_counter() - started, "ran": len(result.ran),

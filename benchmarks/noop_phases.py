@@ -16,11 +16,14 @@ from __future__ import annotations
 import time
 
 started = time.perf_counter()
-import makeflow.cli  # noqa: E402, F401 - what the command imports
-from makeflow import fs, gcpause, loader, uptodate  # noqa: E402
-from makeflow.graph_cache import cache_key, resolve_cached  # noqa: E402
-from makeflow.plan import Digests, make_plan  # noqa: E402
-from makeflow.state import StateStore  # noqa: E402
+import makeflow.ui.cli  # noqa: E402, F401 - what the command imports
+from makeflow import gcpause  # noqa: E402
+from makeflow.define import loader  # noqa: E402
+from makeflow.plan import uptodate  # noqa: E402
+from makeflow.plan.graph_cache import cache_key, resolve_cached  # noqa: E402
+from makeflow.plan.staleness import Digests, make_plan  # noqa: E402
+from makeflow.store import fs  # noqa: E402
+from makeflow.store.state import StateStore  # noqa: E402
 
 
 def main() -> None:

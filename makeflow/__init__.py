@@ -3,12 +3,13 @@
 The public API, for `Makeflow.py` files and for programs that drive builds.
 """
 
-from .build import BuildOptions, BuildResult, build, status
-from .config import config
-from .errors import BuildFailed, MakeflowError, StepError, UserError
-from .loader import Pipeline, load
-from .patterns import expand, glob_wildcards
-from .rules import rule
+from makeflow.define.config import config
+from makeflow.define.loader import Pipeline, load
+from makeflow.define.patterns import expand, glob_wildcards
+from makeflow.define.rules import rule
+from makeflow.errors import BuildFailed, MakeflowError, StepError, UserError
+from makeflow.run.build import build, status
+from makeflow.run.outcome import BuildOptions, BuildResult
 
 __version__ = "0.1.0"
 

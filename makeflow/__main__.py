@@ -1,6 +1,6 @@
 """`python -m makeflow` runs the command line."""
 
-from .cli import main
+from makeflow.ui.cli import main
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from makeflow import BuildOptions, build, load
-from makeflow.report import PlainReporter
+from makeflow.ui.plain import PlainReporter
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from makeflow.scheduler import JobSlots
+from makeflow.run.slots import JobSlots
 
 # Forty trivial steps: after the first few, a worker gets several per batch.
 MANY = """

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from makeflow import UserError
-from makeflow.fs import StatCache
-from makeflow.graph import resolve
-from makeflow.loader import Pipeline
-from makeflow.rules import Files, Rule
+from makeflow.define.loader import Pipeline
+from makeflow.define.rules import Files, Rule
+from makeflow.plan.graph import resolve
+from makeflow.store.fs import StatCache
 
 
 def pipeline(edges: dict[int, list[int]], tmp_path) -> Pipeline:

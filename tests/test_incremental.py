@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from makeflow import hashing
+from makeflow.store import hashing
 
 
 def ran(result) -> set[str]:
@@ -221,7 +221,7 @@ def test_a_parameter_that_changes_type_is_a_change(project):
 def test_a_step_record_keeps_every_field_through_the_store(tmp_path):
     import dataclasses
 
-    from makeflow.state import StateStore, StepRecord
+    from makeflow.store.state import StateStore, StepRecord
 
     record = StepRecord("shell:x", {"alpha": [1, 2]}, {"in.txt": "d1"}, {"out.txt": "d2"},
                         123, 0.5)
@@ -236,7 +236,7 @@ def test_a_step_record_keeps_every_field_through_the_store(tmp_path):
 def test_a_scratch_build_reads_each_file_once(project):
     """A file just written is not trusted across builds (its mtime is too recent), but the
     build that wrote it reads it once, not again for every step that reads it."""
-    from makeflow import hashing
+    from makeflow.store import hashing
 
     project.rules("""
         from makeflow import rule

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from makeflow import expand, glob_wildcards
-from makeflow.executors.jobs import argv_for
-from makeflow.hashing import hash_file, hash_text, hash_tree
-from makeflow.patterns import compile_pattern
-from makeflow.recipe import shell_command
-from makeflow.rules import Files
+from makeflow.define.patterns import compile_pattern
+from makeflow.define.recipe import shell_command
+from makeflow.define.rules import Files
+from makeflow.run.executors.jobs import argv_for
+from makeflow.store.hashing import hash_file, hash_text, hash_tree
 
 segment = st.text(
     st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)), min_size=1,

@@ -54,8 +54,8 @@ from hypothesis.stateful import (
 )
 
 from makeflow import BuildOptions, build, load
-from makeflow.clean import clean
-from makeflow.report import PlainReporter
+from makeflow.run.clean import clean
+from makeflow.ui.plain import PlainReporter
 
 EXAMPLES = int(os.environ.get("MAKEFLOW_PROPERTY_EXAMPLES", "25"))
 EDITS = int(os.environ.get("MAKEFLOW_PROPERTY_EDITS", "5"))

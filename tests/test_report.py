@@ -7,8 +7,9 @@ import io
 from rich.console import Console
 
 from makeflow import BuildOptions, build, load
-from makeflow.live import RichReporter
-from makeflow.report import PlainReporter, make_reporter
+from makeflow.ui.live import RichReporter
+from makeflow.ui.plain import PlainReporter
+from makeflow.ui.view import make_reporter
 
 RULES = """
 from makeflow import rule

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from makeflow import UserError
-from makeflow.schedule import Schedule, next_time
+from makeflow.watch.schedule import Schedule, next_time
 
 SATURDAY_NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from makeflow import hashing
+from makeflow.store import hashing
 
 RULES = """
 from makeflow import config, rule

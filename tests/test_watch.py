@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from makeflow import build, load
-from makeflow.schedule import Schedule
-from makeflow.watch import RULES, SOURCE, PlainScreen, Watcher, pattern_folder, watch_set
+from makeflow.ui.watch_screen import PlainScreen
+from makeflow.watch.schedule import Schedule
+from makeflow.watch.watcher import Watcher
+from makeflow.watch.watchset import RULES, SOURCE, pattern_folder, watch_set
 
 DEBOUNCE = 0.1
 QUIET = 0.6  # how long "nothing happens" is watched for: several debounces and event delays

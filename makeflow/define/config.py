@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from makeflow.errors import UserError
 
 CONFIG_FILE = "makeflow.toml"
 

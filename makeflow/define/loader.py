@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gcpause
-from . import rules as rules_module
-from .config import config, load_config
-from .errors import MakeflowError, UserError
-from .recipe import substitute
-from .rules import Rule, freeze, wildcard_names
+from makeflow import gcpause
+from makeflow.define import rules as rules_module
+from makeflow.define.config import config, load_config
+from makeflow.define.recipe import substitute
+from makeflow.define.rules import Rule, freeze, wildcard_names
+from makeflow.errors import MakeflowError, UserError
 
 RULES_FILE = "Makeflow.py"
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from .rules import WILDCARD
+from makeflow.define.rules import WILDCARD
 
 
 @dataclass(frozen=True)

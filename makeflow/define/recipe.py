@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .hashing import hash_text
-from .rules import Files, Rule
+from makeflow.define.rules import Files, Rule
+from makeflow.errors import UserError
+from makeflow.store.hashing import hash_text
 
 
 class Named(list):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .errors import UserError
+from makeflow.errors import UserError
 
 RULE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 WILDCARD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}]*))?\}")

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .errors import UserError
-from .fs import StatCache
-from .loader import Pipeline
-from .patterns import Pattern, compile_pattern
-from .rules import Files, Rule
+from makeflow.define.loader import Pipeline
+from makeflow.define.patterns import Pattern, compile_pattern
+from makeflow.define.rules import Files, Rule
+from makeflow.errors import UserError
+from makeflow.store.fs import StatCache
 
 
 class Step(NamedTuple):

@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .fs import StatCache
-from .graph import Graph, Resolver, Step
-from .hashing import hash_bytes
-from .loader import Pipeline
-from .rules import Files, Rule
+from makeflow.define.loader import Pipeline
+from makeflow.define.rules import Files, Rule
+from makeflow.plan.graph import Graph, Resolver, Step
+from makeflow.store.fs import StatCache
+from makeflow.store.hashing import hash_bytes
 
 NAME = "graph.cache"
 FORMAT = 1  # raise whenever resolution (graph.py) decides differently

@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from . import fs
-from .graph import Graph, Step
-from .hashing import hash_path, hash_text
-from .recipe import code_digest
-from .rules import Rule
-from .state import FileRecord, StateStore, StepRecord, dump, fingerprint_of
+from makeflow.define.recipe import code_digest
+from makeflow.define.rules import Rule
+from makeflow.plan.graph import Graph, Step
+from makeflow.store import fs
+from makeflow.store.hashing import hash_path, hash_text
+from makeflow.store.state import FileRecord, StateStore, StepRecord, dump, fingerprint_of
 
 
 class Digests:

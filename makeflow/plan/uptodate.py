@@ -21,11 +21,11 @@ import os
 from array import array
 from pathlib import Path
 
-from .graph import Graph
-from .hashing import hash_bytes
-from .loader import Pipeline
-from .recipe import code_digest
-from .state import FileRecord, StateStore, dump
+from makeflow.define.loader import Pipeline
+from makeflow.define.recipe import code_digest
+from makeflow.plan.graph import Graph
+from makeflow.store.hashing import hash_bytes
+from makeflow.store.state import FileRecord, StateStore, dump
 
 NAME = "uptodate.cache"
 FORMAT = 3  # raise whenever what a fingerprint covers, or the file's layout, changes

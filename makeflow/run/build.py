@@ -10,21 +10,23 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
-from . import fs, gcpause, uptodate
-from .executors import Executor, ExecutorFactory
-from .graph_cache import cache_key, resolve_cached
-from .loader import Pipeline
-from .lock import ProjectLock
-from .outcome import BuildOptions, BuildResult, log_path
-from .plan import Digests, Plan, make_plan
-from .report import Reporter
-from .state import StateStore
+from makeflow import gcpause
+from makeflow.define.loader import Pipeline
+from makeflow.plan import uptodate
+from makeflow.plan.graph_cache import cache_key, resolve_cached
+from makeflow.plan.staleness import Digests, Plan, make_plan
+from makeflow.run.executors import Executor, ExecutorFactory
+from makeflow.run.outcome import BuildOptions, BuildResult, log_path
+from makeflow.run.reporter import Reporter
+from makeflow.store import fs
+from makeflow.store.lock import ProjectLock
+from makeflow.store.state import StateStore
 
 __all__ = ["BuildOptions", "BuildResult", "build", "log_path", "status"]
 
 
 def local_executor(pipeline: Pipeline, options: BuildOptions) -> Executor:
-    from .executors.local import LocalExecutor  # only a build that runs steps needs it
+    from makeflow.run.executors.local import LocalExecutor  # only a build that runs steps needs it
 
     return LocalExecutor(options.jobs, pipeline.file, pipeline.overrides)
 
@@ -58,7 +60,7 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             if not plan.quick and not options.force:
                 all_fresh()
         else:
-            from .scheduler import Run  # threads and processes: only when a step runs
+            from makeflow.run.scheduler import Run  # threads and processes: only when a step runs
 
             Run(pipeline, graph, plan, state, digests, options, reporter, result).run(executor)
             if result.ok and not result.not_run and not state.forgotten:

@@ -7,12 +7,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from . import fs
-from .graph import resolve
-from .loader import Pipeline
-from .lock import ProjectLock
-from .plan import Digests
-from .state import StateStore
+from makeflow.define.loader import Pipeline
+from makeflow.plan.graph import resolve
+from makeflow.plan.staleness import Digests
+from makeflow.store import fs
+from makeflow.store.lock import ProjectLock
+from makeflow.store.state import StateStore
 
 
 @dataclass

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .state import STATE_DIR
+from makeflow.store.state import STATE_DIR
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from makeflow.plan.staleness import Plan
 
 
 @dataclass(frozen=True)

@@ -18,44 +18,23 @@ import signal
 import sqlite3
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 
-from . import fs
-from .errors import BuildFailed, Interrupted, Terminated
-from .executors import Executor, ExecutorFactory, Job, JobResult
-from .graph import Graph, Step
-from .hashing import hash_path
-from .loader import Pipeline
-from .outcome import BuildOptions, BuildResult, log_path
-from .plan import Digests, Plan, params_of, reasons, recipe_of
-from .recipe import substitute
-from .report import Reporter
-from .rules import Files
-from .state import STATE_DIR, FileRecord, StateStore, StepRecord
+from makeflow.define.loader import Pipeline
+from makeflow.define.recipe import substitute
+from makeflow.define.rules import Files
+from makeflow.errors import BuildFailed, Interrupted, Terminated
+from makeflow.plan.graph import Graph, Step
+from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
+from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
+from makeflow.run.landing import STAGE, Landed, Running, land, os_error
+from makeflow.run.outcome import BuildOptions, BuildResult, log_path
+from makeflow.run.reporter import Reporter
+from makeflow.run.slots import JobSlots, StageSlots
+from makeflow.store import fs
+from makeflow.store.state import StateStore, StepRecord
 
-STAGE = os.path.join(STATE_DIR, "stage")
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
 BACKOFF_CAP = 30.0
-
-
-@dataclass
-class Running:
-    """A submitted step: its job, and the stat of each input when it started."""
-
-    step: Step
-    job: Job
-    before: dict[str, fs.Stat | None]
-
-
-@dataclass
-class Landed:
-    """What the thread that saw a step end found: the job's result, and for a success
-    its outputs, moved into place and hashed, and any input that changed while it ran."""
-
-    result: JobResult
-    error: str = ""
-    outputs: dict[str, FileRecord] = field(default_factory=dict)
-    moved: str | None = None
 
 
 class Run:
@@ -227,7 +206,7 @@ class Run:
         try:
             job = self._job(step, attempt)
         except OSError as exc:
-            self._failed(step, None, f"cannot prepare its output folder: {_os_error(exc)}")
+            self._failed(step, None, f"cannot prepare its output folder: {os_error(exc)}")
             return
         running = Running(step, job, {p: self.digests.stat(p) for p in step.inputs.paths})
         future = executor.submit(job)
@@ -305,7 +284,7 @@ class Run:
         try:
             inputs = {p: self.digests.get(p) or "" for p in step.inputs.paths}
         except OSError as exc:
-            return f"could not hash its inputs: {_os_error(exc)}"
+            return f"could not hash its inputs: {os_error(exc)}"
         outputs = {p: landed.outputs[p].digest for p in step.outputs.paths}
         result = landed.result
         record = StepRecord(recipe_of(step), params_of(step), inputs, outputs,
@@ -355,114 +334,6 @@ class Run:
                 heapq.heappush(self.ready, (self.position[down], down))
 
 
-def land(running: Running, result: JobResult, folders: fs.Folders) -> Landed:
-    """Settle a step's files where it ended: check its outputs, move staged ones into
-    place, hash them, and see whether an input changed while it ran.
-
-    Touches files only, never the state store or the digests of the build's thread.
-    """
-    if not result.ok:
-        return Landed(result, result.error or "failed")
-    step = running.step
-    error = place_outputs(step, running.job, folders)
-    if error:
-        return Landed(result, error)
-    try:
-        outputs = {p: file_record(p) for p in step.outputs.paths}
-    except OSError as exc:
-        return Landed(result, f"could not hash its outputs: {_os_error(exc)}")
-    moved = next((p for p, st in running.before.items() if fs.deep_stat(p) != st), None)
-    return Landed(result, "", outputs, moved)
-
-
-def place_outputs(step: Step, job: Job, folders: fs.Folders) -> str:
-    """Check every declared output exists, then move staged ones into place."""
-    for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
-        if not os.path.lexists(staged):
-            hint = "" if not step.rule.stage else (
-                " (a step must write to the path it is given: {outputs} or "
-                "step.outputs; or mark the rule stage=False)"
-            )
-            return f"succeeded but did not create its output {final}{hint}"
-    if step.rule.stage:
-        for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
-            try:
-                folders.make_parent(final)
-                fs.replace(staged, final)
-            except OSError as exc:
-                return f"could not move its output into place at {final}: {_os_error(exc)}"
-    return ""
-
-
-def file_record(path: str) -> FileRecord:
-    """A fresh output's stat and digest, as the digests of the build would hash it: the
-    stat first, so a write during the hash shows as a changed stat next time."""
-    st = fs.deep_stat(path)
-    if st is None:
-        raise FileNotFoundError(2, "No such file or directory", path)
-    checked = time.time_ns()
-    return FileRecord(st.size, st.mtime_ns, st.inode, hash_path(path), checked)
-
-
-class JobSlots:
-    """The `jobs` slots: at most `jobs` steps run at once.
-
-    A shell step holds a slot while it runs. Python steps may be submitted up to `depth`
-    per slot, for the executor to send in batches, but at most `jobs` of them run at
-    once: together they hold as many slots as are in flight, `jobs` at most.
-    """
-
-    def __init__(self, jobs: int, depth: int):
-        self.jobs, self.depth = jobs, max(1, depth)
-        self.shell = self.python = 0
-
-    def free(self, python: bool) -> bool:
-        if python:
-            return (self.python < self.jobs * self.depth
-                    and self.shell + min(self.python + 1, self.jobs) <= self.jobs)
-        return self.shell + min(self.python, self.jobs) < self.jobs
-
-    def take(self, python: bool) -> None:
-        if python:
-            self.python += 1
-        else:
-            self.shell += 1
-
-    def give_back(self, python: bool) -> None:
-        if python:
-            self.python -= 1
-        else:
-            self.shell -= 1
-
-
-class StageSlots:
-    """Staging folders, one per running step, reused once its outputs moved into place.
-
-    Making and removing a folder for every step costs two system calls per step; a build
-    needs only as many slots as steps run at once.
-    """
-
-    def __init__(self) -> None:
-        self.free: list[str] = []
-        self.used: dict[str, str] = {}
-        self.count = 0
-
-    def take(self, step_id: str) -> str:
-        if self.free:
-            slot = self.free.pop()
-        else:
-            self.count += 1
-            slot = os.path.join(STAGE, str(self.count))
-            os.makedirs(slot, exist_ok=True)
-        self.used[step_id] = slot
-        return slot
-
-    def give_back(self, step_id: str) -> None:
-        slot = self.used.pop(step_id, None)
-        if slot is not None:
-            self.free.append(slot)
-
-
 def _result_of(future: Future[JobResult]) -> JobResult:
     """The job's result; an executor's own failure counts as the step's failure."""
     try:
@@ -470,8 +341,3 @@ def _result_of(future: Future[JobResult]) -> JobResult:
     except Exception as exc:  # an executor fault must fail one step, not the build
         now = time.time()
         return JobResult(False, now, now, None, f"the executor failed: {exc!r}")
-
-
-def _os_error(exc: OSError) -> str:
-    where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"

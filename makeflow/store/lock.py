@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UserError
-from .state import STATE_DIR
+from makeflow.errors import UserError
+from makeflow.store.state import STATE_DIR
 
 
 class ProjectLock:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .fs import Stat
-from .hashing import hash_text
+from makeflow.store.fs import Stat
+from makeflow.store.hashing import hash_text
 
 SCHEMA = 4
 STATE_DIR = ".makeflow"

@@ -16,14 +16,15 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .build import BuildOptions, build, log_path, status
-from .clean import clean
-from .errors import MakeflowError, Terminated, UserError
-from .graphviz import render
-from .loader import Pipeline, find_rules_file, load
-from .plan import Plan
-from .report import make_reporter, plan_lines
+from makeflow import __version__
+from makeflow.define.loader import Pipeline, find_rules_file, load
+from makeflow.errors import MakeflowError, Terminated, UserError
+from makeflow.plan.staleness import Plan
+from makeflow.run.build import BuildOptions, build, log_path, status
+from makeflow.run.clean import clean
+from makeflow.ui.graphs import render
+from makeflow.ui.plain import plan_lines
+from makeflow.ui.view import make_reporter
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -271,8 +272,11 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
                   cron: str | None) -> None:
     """Build TARGETS, then rebuild what is stale whenever a source, the rules or the
     config change, until Ctrl-C."""
-    from .schedule import Schedule  # watch mode's libraries load only for this command
-    from .watch import PlainScreen, Watcher
+    from makeflow.ui.watch_screen import PlainScreen
+    from makeflow.watch.schedule import (
+        Schedule,  # watch mode's libraries load only for this command
+    )
+    from makeflow.watch.watcher import Watcher
 
     schedule = Schedule(cron) if cron is not None else None
     pipeline = open_pipeline(rules_file, directory, overrides)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .graph import Graph
-from .plan import Plan
+from makeflow.plan.graph import Graph
+from makeflow.plan.staleness import Plan
 
 
 def render(plan: Plan, fmt: str) -> str:

@@ -14,13 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .report import PlainReporter, log_tail, summary
+from makeflow.ui.plain import PlainReporter, log_tail, summary
 
 if TYPE_CHECKING:
-    from .build import BuildResult
-    from .executors import JobResult
-    from .graph import Step
-    from .plan import Plan
+    from makeflow.plan.graph import Step
+    from makeflow.plan.staleness import Plan
+    from makeflow.run.build import BuildResult
+    from makeflow.run.executors import JobResult
 
 
 def terminal(out: IO[str]) -> Console:

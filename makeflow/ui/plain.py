@@ -1,34 +1,22 @@
-"""How a build shows itself: plain lines for logs and pipes, a live view on a terminal.
+"""The plain view of a build: one line per step, for logs, pipes and CI.
 
-The build calls a `Reporter`; reporters only format. The live view is in `live.py`, loaded
-only on a terminal, so a build in CI or a script does not pay for importing rich.
+It implements the run stage's `Reporter`; reporters only format. The live view is in
+`live.py`, loaded only on a terminal, so a build in CI or a script does not pay for
+importing rich.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .build import BuildResult
-    from .executors import JobResult
-    from .graph import Step
-    from .plan import Plan
+    from makeflow.plan.graph import Step
+    from makeflow.plan.staleness import Plan
+    from makeflow.run.build import BuildResult
+    from makeflow.run.executors import JobResult
 
 LOG_TAIL = 15
-
-
-class Reporter(Protocol):
-    def warning(self, text: str) -> None: ...
-    def planned(self, plan: Plan) -> None: ...
-    def started(self, plan: Plan) -> None: ...
-    def step_started(self, step: Step, why: list[str]) -> None: ...
-    def step_cut_off(self, step: Step) -> None: ...
-    def step_finished(self, step: Step, result: JobResult) -> None: ...
-    def step_failed(self, step: Step, error: str, log: str) -> None: ...
-    def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
-                      delay: float) -> None: ...
-    def finished(self, result: BuildResult) -> None: ...
 
 
 def log_tail(log: str, lines: int = LOG_TAIL) -> list[str]:
@@ -115,12 +103,3 @@ class PlainReporter:
         if result.plan is not None and not result.plan.runnable and not result.failed:
             self._line("nothing to do: everything is up to date")
         self._line(summary(result))
-
-
-def make_reporter(out: IO[str], quiet: bool = False) -> Reporter:
-    """The live view on a terminal, plain lines otherwise."""
-    if not quiet and out.isatty():
-        from .live import RichReporter, terminal
-
-        return RichReporter(terminal(out))
-    return PlainReporter(out, quiet)

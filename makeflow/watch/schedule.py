@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from .errors import UserError
+from makeflow.errors import UserError
 
 ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 CRON_HINT = (

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..rules import Files
+from makeflow.define.rules import Files
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from ..loader import Pipeline
-    from ..outcome import BuildOptions
+    from makeflow.define.loader import Pipeline
+    from makeflow.run.outcome import BuildOptions
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import StepError
-from ..recipe import context
-from . import Job, JobResult
-from .process import StepProcess
+from makeflow.define.recipe import context
+from makeflow.errors import StepError
+from makeflow.run.executors import Job, JobResult
+from makeflow.run.executors.process import StepProcess
 
 # Steps find the interpreter that runs makeflow first, so `python script.py` in a command
 # sees the same packages as the build.

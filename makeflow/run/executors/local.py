@@ -17,13 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import Job, JobResult
-from .jobs import Processes, run_function, run_shell
+from makeflow.run.executors import Job, JobResult
+from makeflow.run.executors.jobs import Processes, run_function, run_shell
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from ..loader import Pipeline
+    from makeflow.define.loader import Pipeline
 
 
 class LocalExecutor:
@@ -288,8 +288,8 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...]) -
     """A worker's loop: load the rules file once, then run each batch sent to it, answering
     each job as it ends (so a crash is the step that was running, not the batch)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides when to stop
-    from ..errors import MakeflowError
-    from ..loader import load
+    from makeflow.define.loader import load
+    from makeflow.errors import MakeflowError
 
     try:
         pipeline = load(Path(rules_file), overrides)

@@ -1,0 +1,95 @@
+"""A finished step's files settled where it ended: outputs checked, moved into place from
+staging and hashed, and inputs checked for a change while it ran.
+
+This runs in the thread that saw the step end, so it touches files only, never the state
+store or the build's digests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from makeflow.plan.graph import Step
+from makeflow.run.executors import Job, JobResult
+from makeflow.store import fs
+from makeflow.store.hashing import hash_path
+from makeflow.store.state import STATE_DIR, FileRecord
+
+STAGE = os.path.join(STATE_DIR, "stage")
+
+
+@dataclass
+class Running:
+    """A submitted step: its job, and the stat of each input when it started."""
+
+    step: Step
+    job: Job
+    before: dict[str, fs.Stat | None]
+
+
+@dataclass
+class Landed:
+    """What the thread that saw a step end found: the job's result, and for a success
+    its outputs, moved into place and hashed, and any input that changed while it ran."""
+
+    result: JobResult
+    error: str = ""
+    outputs: dict[str, FileRecord] = field(default_factory=dict)
+    moved: str | None = None
+
+
+def land(running: Running, result: JobResult, folders: fs.Folders) -> Landed:
+    """Settle a step's files where it ended: check its outputs, move staged ones into
+    place, hash them, and see whether an input changed while it ran.
+
+    Touches files only, never the state store or the digests of the build's thread.
+    """
+    if not result.ok:
+        return Landed(result, result.error or "failed")
+    step = running.step
+    error = place_outputs(step, running.job, folders)
+    if error:
+        return Landed(result, error)
+    try:
+        outputs = {p: file_record(p) for p in step.outputs.paths}
+    except OSError as exc:
+        return Landed(result, f"could not hash its outputs: {os_error(exc)}")
+    moved = next((p for p, st in running.before.items() if fs.deep_stat(p) != st), None)
+    return Landed(result, "", outputs, moved)
+
+
+def place_outputs(step: Step, job: Job, folders: fs.Folders) -> str:
+    """Check every declared output exists, then move staged ones into place."""
+    for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
+        if not os.path.lexists(staged):
+            hint = "" if not step.rule.stage else (
+                " (a step must write to the path it is given: {outputs} or "
+                "step.outputs; or mark the rule stage=False)"
+            )
+            return f"succeeded but did not create its output {final}{hint}"
+    if step.rule.stage:
+        for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
+            try:
+                folders.make_parent(final)
+                fs.replace(staged, final)
+            except OSError as exc:
+                return f"could not move its output into place at {final}: {os_error(exc)}"
+    return ""
+
+
+def file_record(path: str) -> FileRecord:
+    """A fresh output's stat and digest, as the digests of the build would hash it: the
+    stat first, so a write during the hash shows as a changed stat next time."""
+    st = fs.deep_stat(path)
+    if st is None:
+        raise FileNotFoundError(2, "No such file or directory", path)
+    checked = time.time_ns()
+    return FileRecord(st.size, st.mtime_ns, st.inode, hash_path(path), checked)
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError as a user reads it: what went wrong, and the file."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
