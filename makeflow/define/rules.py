@@ -108,13 +108,23 @@ def rule(
     (stop a step running longer, e.g. "10m"), `always` (stale on every build) and
     `max_age` (stale once its last run is older, e.g. "24h").
     """
-    frame = sys._getframe(1)
-    where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    where = _caller()
     options = {"default": default, "stage": stage, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
+
+
+def _caller() -> str:
+    """file:line of the code that declared the rule: the caller of `rule()`, or of the
+    library function that called it when that function's module sets
+    `__makeflow_factory__ = True` (the factories of makeflow_rules do), so an error points
+    at the user's line rather than inside the library."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_globals.get("__makeflow_factory__"):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def freeze(draft: Draft, root: str) -> Rule:
