@@ -153,7 +153,8 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     if not produced_by_stale and stored == current_fingerprint(step, digests):
         return timed
     record = state.record(step.id)
-    assert record is not None
+    if record is None:  # the store was found damaged and set aside just now
+        return ["never ran"]
     why = timed + _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
     why += _input_reasons(step, record, digests, produced_by_stale)
     why += _output_reasons(step, record, digests)

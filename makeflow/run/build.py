@@ -19,7 +19,7 @@ from makeflow.run.executors import Executor, ExecutorFactory
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
 from makeflow.store import fs
-from makeflow.store.lock import ProjectLock
+from makeflow.store.lock import ProjectLock, ReadOnlyFolder
 from makeflow.store.state import StateStore
 
 __all__ = ["BuildOptions", "BuildResult", "build", "log_path", "status"]
@@ -36,7 +36,12 @@ def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
     """Bring `targets` up to date; see the module docstring for the loop."""
     started = time.monotonic()
     with contextlib.chdir(pipeline.root), ProjectLock(pipeline.root) as lock:
-        lock.acquire(options.wait, reporter.warning)
+        try:
+            lock.acquire(options.wait, reporter.warning)
+        except ReadOnlyFolder:
+            if not options.dry_run:
+                raise
+            # a dry run writes nothing: in a read-only checkout it plans without the lock
         result = _build(pipeline, targets, options, reporter, executor)
     result.seconds = time.monotonic() - started
     reporter.finished(result)
@@ -48,6 +53,7 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
     with StateStore(pipeline.root) as state:
         for warning in state.warnings:
             reporter.warning(warning)
+        state.on_warning = reporter.warning  # a store found damaged later
         with gcpause.paused():
             plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
                                              options.clock())
@@ -100,8 +106,11 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
 
     if suspects == []:
         return Plan(graph, warnings=state.warnings, quick=True), digests, all_fresh
+    resets = state.resets
     plan = make_plan(graph, state, digests, force, now,
                      None if suspects is None else set(suspects))
+    if state.resets != resets:  # the store was found damaged: plan with the empty one
+        plan = make_plan(graph, state, digests, force, now)
     plan.warnings = state.warnings
     state.remember_files(digests.take_hashed())
     return plan, digests, all_fresh

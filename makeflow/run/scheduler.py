@@ -15,14 +15,13 @@ import heapq
 import os
 import queue
 import signal
-import sqlite3
 import time
 from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.recipe import substitute
 from makeflow.define.rules import Files
-from makeflow.errors import BuildFailed, Interrupted, Terminated
+from makeflow.errors import Interrupted, Terminated
 from makeflow.plan.graph import Graph, Step
 from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
 from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
@@ -31,7 +30,7 @@ from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
 from makeflow.run.slots import JobSlots, StageSlots
 from makeflow.store import fs
-from makeflow.store.state import StateStore, StepRecord
+from makeflow.store.state import StateStore, StepRecord, StoreError
 
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
 BACKOFF_CAP = 30.0
@@ -175,12 +174,10 @@ class Run:
     def _flush(self) -> None:
         try:
             self.state.flush()
-        except sqlite3.Error as exc:
-            raise BuildFailed(
-                f"could not write the state store {self.state.path}: {exc}",
-                hint="The steps that finished since the last write run again next time; "
-                "free some space or fix the folder, then build again.",
-            ) from None
+        except StoreError as exc:
+            exc.hint = ((exc.hint + "\n") if exc.hint else "") + (
+                "The steps that finished since the last write run again next time.")
+            raise
 
     def _due_retries(self, executor: Executor) -> None:
         while self.retry_at and self.retry_at[0][0] <= time.monotonic():

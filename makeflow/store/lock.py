@@ -7,6 +7,7 @@ so a waiting build can say who it waits for.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -14,7 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from makeflow.errors import UserError
-from makeflow.store.state import STATE_DIR
+from makeflow.store.state import READ_ONLY_ERRORS, STATE_DIR
+
+
+class ReadOnlyFolder(UserError):
+    """The project's folder cannot be written, so nothing can be built there."""
 
 
 class ProjectLock:
@@ -25,8 +30,11 @@ class ProjectLock:
         self.fd: int | None = None
 
     def acquire(self, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
-        self.path.parent.mkdir(exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock, waiting for another build unless `wait` is False.
+
+        Raises ReadOnlyFolder in a folder makeflow cannot write (a read-only checkout).
+        """
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -40,9 +48,25 @@ class ProjectLock:
             if on_wait is not None:
                 on_wait(f"waiting for another makeflow ({holder}) to finish its build here")
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it is only told, never needed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
         self.fd = fd
+
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            root = self.path.parent.parent
+            if exc.errno in READ_ONLY_ERRORS:
+                raise ReadOnlyFolder(
+                    f"the folder {root} is read-only ({exc.strerror}): a build writes its "
+                    f"outputs there and its records in {STATE_DIR}",
+                    hint="Build in a copy you can write to; `makeflow status`, `why` and "
+                    "`build -n` work here as they are.") from None
+            raise UserError(f"cannot write {self.path}: {exc.strerror}",
+                            hint="Free some space or fix the folder, then build again.") from None
 
     @staticmethod
     def _holder(fd: int) -> str:
@@ -51,7 +75,8 @@ class ProjectLock:
 
     def release(self) -> None:
         if self.fd is not None:
-            os.ftruncate(self.fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None

@@ -4,20 +4,29 @@ SQLite in `.makeflow/state.db`, in WAL mode so a crash mid-write leaves the last
 intact. A step's record is written only after it succeeded, so an interrupted build keeps
 everything that finished. The stat cache and fingerprints are read in one go on first use;
 records only when a step is stale, so a no-op build reads one row per step at most.
+
+A store that cannot be trusted (not SQLite, another schema, damaged pages found when a
+query fails and SQLite's integrity check agrees) is moved aside with a warning and an
+empty one takes its place: every step counts as never run, which is always safe. In a
+folder makeflow cannot write (a read-only checkout), the store is read as it is and
+nothing is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from makeflow.errors import MakeflowError
 from makeflow.store.fs import Stat
 from makeflow.store.hashing import hash_text
 
@@ -103,14 +112,33 @@ def fingerprint_of(recipe: str, params_json: str, inputs: list[tuple[str, str | 
     return hash_text("\0".join(parts))
 
 
+class StoreError(MakeflowError):
+    """The state store cannot be read or written for a reason that is not damage (a full
+    disk, a lock held too long): nothing is set aside, the command stops and says why."""
+
+    exit_code = 2
+
+
+# Errors that say something about the disk or other processes, never about the content.
+NOT_DAMAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+              sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+              sqlite3.SQLITE_PERM}
+READ_ONLY_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 class StateStore:
-    """Reads and writes `.makeflow/state.db`; used by the build's main thread only."""
+    """Reads and writes `.makeflow/state.db`; used by the build's main thread only.
+
+    `on_warning`, when set, hears of a store set aside during the build; such warnings
+    are also kept in `warnings`.
+    """
 
     def __init__(self, root: Path):
         self.dir = Path(root) / STATE_DIR
         self.path = self.dir / "state.db"
         self.warnings: list[str] = []
-        self.dir.mkdir(exist_ok=True)
+        self.on_warning: Callable[[str], None] | None = None
+        self.read_only = not self._writable()
         self.db = self._connect()
         self._files: dict[str, FileRecord] | None = None  # all of them, once loaded
         self._fingerprints: dict[str, str] = {}
@@ -122,40 +150,123 @@ class StateStore:
         self._pending_files: list[tuple] = []
         self.version = self._version()
         self.updated_files: set[str] = set()  # whose record this build wrote
+        self.resets = 0  # how many times a damaged store was set aside: see `_recover`
         self.forgotten: set[str] = set()  # steps whose record this build dropped
 
-    def _connect(self) -> sqlite3.Connection:
+    def _writable(self) -> bool:
+        """Whether makeflow may write its folder; False in a read-only checkout."""
         try:
-            db = self._open_checked()
-        except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"state.db.set-aside-{int(time.time())}")
-            self.warnings.append(
-                f"the state store {self.path} could not be used ({exc}); it was moved to "
-                f"{aside.name}, and every step counts as out of date until it runs again"
-            )
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(self.path) + suffix)
-                if src.exists():
-                    os.replace(src, Path(str(aside) + suffix))
-            db = self._open_checked()
-        return db
+            self.dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            if exc.errno in READ_ONLY_ERRORS:
+                return False
+            raise StoreError(f"cannot create {self.dir}: {exc.strerror}",
+                             hint=_free_space_hint(exc.errno)) from None
+        if not os.access(self.dir, os.W_OK):
+            return False
+        return not self.path.exists() or os.access(self.path, os.W_OK)
 
-    def _open_checked(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_read_only()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(TABLES)
+            return self._open_checked(self.path)
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise self._failure(exc) from None
+            self._move_aside(exc)
+            return self._open_checked(self.path)
+
+    def _open_checked(self, target: Path | str, uri: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(target, isolation_level=None, timeout=30, uri=uri)
+        try:
+            if not self.read_only:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(TABLES)
             row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
+            if row is None and not self.read_only:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-            elif row[0] != str(SCHEMA):
-                self._wrong_schema(row[0])
+            elif row is None or row[0] != str(SCHEMA):
+                self._wrong_schema(row[0] if row else "none")
             db.execute("SELECT count(*) FROM steps").fetchone()
         except BaseException:
             db.close()
             raise
         return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The store as it is, without writing a byte; an empty one in memory when there
+        is none or it cannot be used (it stays where it is: nothing may be moved)."""
+        if self.path.exists():
+            name = urllib.parse.quote(str(self.path))
+            # A WAL store whose -shm file is missing opens only as immutable in a folder
+            # that cannot be written; nothing can write it meanwhile, so that is true.
+            for mode in ("mode=ro", "immutable=1"):
+                try:
+                    return self._open_checked(f"file:{name}?{mode}", uri=True)
+                except sqlite3.DatabaseError as exc:
+                    reason = exc
+            self._warn(f"the state store {self.path} could not be used ({reason}); the "
+                       "folder is read-only, so it is left as it is and every step counts "
+                       "as out of date")
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        db.executescript(TABLES)
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+        return db
+
+    def _move_aside(self, exc: BaseException) -> None:
+        aside = self.path.with_name(f"state.db.set-aside-{int(time.time())}")
+        self._warn(
+            f"the state store {self.path} could not be used ({exc}); it was moved to "
+            f"{aside.name}, and every step counts as out of date until it runs again"
+        )
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                os.replace(src, Path(str(aside) + suffix))
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """After a query failed: if the store is damaged (SQLite's integrity check says
+        so), set it aside and go on with an empty one, as if every step never ran;
+        anything else stops the command with a message."""
+        if not _is_damage(exc) or self._intact():
+            raise self._failure(exc) from None
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        if self.read_only:
+            self._warn(f"the state store {self.path} is damaged ({exc}); the folder is "
+                       "read-only, so it is left as it is and every step counts as out of date")
+            self.db = sqlite3.connect(":memory:", isolation_level=None)
+            self.db.executescript(TABLES)
+        else:
+            self._move_aside(exc)
+            self.db = self._open_checked(self.path)
+        self._files, self._fingerprints = {}, {}
+        self._some_files.clear()
+        self._some_fingerprints.clear()
+        self._records.clear()
+        self.version = self._version()
+        self.resets += 1  # a plan made with the old store's entries must be made again
+
+    def _intact(self) -> bool:
+        try:
+            return self.db.execute("PRAGMA integrity_check(1)").fetchone() == ("ok",)
+        except sqlite3.DatabaseError:
+            return False
+
+    def _failure(self, exc: sqlite3.Error) -> StoreError:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        what = {sqlite3.SQLITE_FULL: "no space left on device",
+                sqlite3.SQLITE_READONLY: "the folder is read-only"}.get(code, str(exc))
+        return StoreError(f"cannot use the state store {self.path}: {what}",
+                          hint=_free_space_hint(errno.ENOSPC) if code == sqlite3.SQLITE_FULL
+                          else None)
 
     def _wrong_schema(self, found: str) -> None:
         newer = " (written by a newer makeflow)" if found.isdigit() and int(found) > SCHEMA else ""
@@ -169,6 +280,8 @@ class StateStore:
         """
         query = "SELECT key, value FROM meta WHERE key IN ('store', 'generation')"
         meta = dict(self.db.execute(query))
+        if len(meta) < 2 and self.read_only:
+            return "read-only", 0
         if len(meta) < 2:  # a new store
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('store', ?), ('generation', '0')",
                             (os.urandom(8).hex(),))
@@ -195,7 +308,11 @@ class StateStore:
         found = known.get(key, _UNREAD)
         if found is _UNREAD:
             self._count_lookup()
-            row = self.db.execute(query, (_to_db(key),)).fetchone()
+            try:
+                row = self.db.execute(query, (_to_db(key),)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+                return None
             found = known[key] = make(row) if row else None
         return found
 
@@ -212,9 +329,13 @@ class StateStore:
             self._count_lookup()
             if self._files is not None:
                 return
-            rows = self.db.execute(
-                "SELECT * FROM files WHERE path IN (" + ",".join("?" * len(chunk)) + ")",
-                [_to_db(p) for p in chunk])
+            try:
+                rows = self.db.execute(
+                    "SELECT * FROM files WHERE path IN (" + ",".join("?" * len(chunk)) + ")",
+                    [_to_db(p) for p in chunk]).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+                return
             found = {_from_db(row[0]): FileRecord._make(row[1:]) for row in rows}
             for p in chunk:
                 self._some_files[p] = found.get(p)
@@ -248,12 +369,17 @@ class StateStore:
             return
         self.flush()
         make = FileRecord._make
-        files = {row[0]: make(row[1:]) for row in self.db.execute(
-            "SELECT * FROM files WHERE typeof(path) = 'text'")}
-        files.update((_from_db(row[0]), make(row[1:])) for row in self.db.execute(
-            "SELECT * FROM files WHERE typeof(path) = 'blob'"))
-        self._fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
-            "SELECT id, fingerprint FROM steps")}
+        try:
+            files = {row[0]: make(row[1:]) for row in self.db.execute(
+                "SELECT * FROM files WHERE typeof(path) = 'text'")}
+            files.update((_from_db(row[0]), make(row[1:])) for row in self.db.execute(
+                "SELECT * FROM files WHERE typeof(path) = 'blob'"))
+            fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
+                "SELECT id, fingerprint FROM steps")}
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)  # every entry is gone with the damaged store
+            return
+        self._fingerprints = fingerprints
         self._files = files
         self._some_files.clear()
         self._some_fingerprints.clear()
@@ -276,8 +402,14 @@ class StateStore:
         known = self._records.get(step_id)
         if known is None and self.fingerprint(step_id) is not None:
             self.flush()
-            row = self.db.execute("SELECT record FROM steps WHERE id=?",
-                                  (_to_db(step_id),)).fetchone()
+            try:
+                row = self.db.execute("SELECT record FROM steps WHERE id=?",
+                                      (_to_db(step_id),)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+                return None
+            if row is None:
+                return None
             known = self._records[step_id] = StepRecord(**json.loads(row[0]))
         return known
 
@@ -290,12 +422,10 @@ class StateStore:
         if not entries:
             return
         self._set_files(entries)
-        with self._transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
-                [(_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
-                 for p, r in entries.items()],
-            )
+        rows = [(_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+                for p, r in entries.items()]
+        self._write(lambda: self.db.executemany(
+            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", rows))
 
     def record_step(self, step_id: str, record: StepRecord,
                     files: dict[str, FileRecord]) -> None:
@@ -320,9 +450,12 @@ class StateStore:
             return
         steps, files = self._pending_steps, self._pending_files
         self._pending_steps, self._pending_files = [], []
-        with self._transaction():
+
+        def write() -> None:
             self.db.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?)", steps)
             self.db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", files)
+
+        self._write(write)
 
     def forget_step(self, step_id: str) -> None:
         """Drop a step's record, so it counts as never run (its outputs are suspect)."""
@@ -331,14 +464,24 @@ class StateStore:
         self.forgotten.add(step_id)
         if self.fingerprint(step_id) is not None:
             self._set_fingerprint(step_id, None)
-            with self._transaction():
-                self.db.execute("DELETE FROM steps WHERE id=?", (_to_db(step_id),))
+            self._write(lambda: self.db.execute("DELETE FROM steps WHERE id=?",
+                                                (_to_db(step_id),)))
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
+    def _write(self, work: Callable[[], object]) -> None:
+        """Run `work` in one transaction; nothing in a read-only folder. A damaged store
+        is set aside and the write goes to the new one."""
+        if self.read_only:
+            return
+        try:
+            with _Transaction(self):
+                work()
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            with _Transaction(self):
+                work()
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):  # the build has reported a failed flush
+        with contextlib.suppress(sqlite3.Error, StoreError):  # the build has reported it
             self.flush()
         self.db.close()
 
@@ -361,7 +504,8 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type:
-            self.db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the error that got here says it all
+                self.db.execute("ROLLBACK")
             return
         (generation,), = self.db.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation' "
@@ -371,6 +515,17 @@ class _Transaction:
 
 
 _UNREAD = object()
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether an error may mean damaged content, rather than a full disk, a read-only
+    folder or a lock (which setting the store aside would not cure)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in NOT_DAMAGE
+
+
+def _free_space_hint(code: int | None) -> str | None:
+    return "Free some space on the disk, then run makeflow again." if code == errno.ENOSPC \
+        else None
 
 
 def dump(value: object) -> str:

@@ -1,0 +1,122 @@
+"""The state store and the disk under it failing: damaged pages, a full disk, a read-only
+checkout. Each runs the real CLI as a subprocess on real files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Done
+
+MANY = """
+from makeflow import rule
+for i in range(60):
+    rule(f"a{i}", inputs="in.txt", outputs=f"out/a{i}.txt", shell="cp {inputs} {outputs}")
+rule("all", inputs=[f"out/a{i}.txt" for i in range(60)], default=True)
+"""
+
+
+def damage_table(db: Path, table: str) -> None:
+    """Overwrite the root page of one table with garbage, keeping the header and schema
+    intact: the store opens, and only a query that reads that table fails."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        (root,), = conn.execute("SELECT rootpage FROM sqlite_master WHERE name=?", (table,))
+    conn.close()
+    for extra in ("-wal", "-shm"):
+        Path(f"{db}{extra}").unlink(missing_ok=True)
+    data = bytearray(db.read_bytes())
+    data[(root - 1) * page:root * page] = os.urandom(page)
+    db.write_bytes(bytes(data))
+
+
+def test_a_store_with_damaged_pages_is_set_aside_and_the_build_goes_on(project):
+    project.write("in.txt", "x")
+    project.rules(MANY)
+    assert project.run("build").code == 0
+    for table in ("files", "steps"):
+        damage_table(project.root / ".makeflow/state.db", table)
+        status = project.run("status")
+        assert status.code == 0, status.text
+        assert "could not be used" in status.err and "malformed" in status.err
+        assert "a0: never ran" in status.out
+        done = project.run("build")
+        assert done.code == 0, done.text
+        assert "ran 60" in done.out
+        assert "Traceback" not in status.text + done.text
+        assert "nothing to do" in project.run("build").out
+        aside = list((project.root / ".makeflow").glob("state.db.set-aside-*"))
+        assert aside, "the damaged store is kept for a look"
+
+
+# A read-only checkout: a read-only bind mount of the project in a private mount
+# namespace, so the kernel refuses every write with EROFS, even to root (which ignores
+# permission bits). Needs root or user namespaces; CI has them, so there it never skips.
+READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+
+
+def run_read_only(project, *args: str) -> Done:
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY, "sh",
+               str(project.root), sys.executable, "-m", "makeflow", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    proc = subprocess.run(command, cwd=project.root, env=env, capture_output=True,
+                          text=True, timeout=120)
+    return Done(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def read_only_mounts(tmp_path):
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            READ_ONLY + " 2>&1", "sh", str(tmp_path), "touch",
+                            str(tmp_path / "x")], capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr + probe.stdout:
+        if os.environ.get("CI"):
+            pytest.fail(f"a read-only bind mount is needed in CI: {probe.stderr}")
+        pytest.skip("no read-only bind mounts here (needs root or user namespaces)")
+
+
+def store_files(project) -> list[str]:
+    return sorted(p.name for p in (project.root / ".makeflow").iterdir())
+
+
+def test_a_read_only_checkout_can_be_asked_but_not_built(project, read_only_mounts):
+    project.write("in.txt", "x")
+    project.rules(MANY)
+    assert project.run("build").code == 0
+    project.write("in.txt", "changed")
+    before = store_files(project)
+    status = run_read_only(project, "status")
+    assert status.code == 0, status.text
+    assert "a0: input changed: in.txt" in status.out
+    check = run_read_only(project, "status", "--check")
+    assert check.code == 1 and "60 of 60 steps stale" in check.out, check.text
+    why = run_read_only(project, "why", "out/a3.txt")
+    assert why.code == 0 and "input changed: in.txt" in why.out, why.text
+    dry = run_read_only(project, "build", "-n")
+    assert dry.code == 0 and "would run a0" in dry.out, dry.text
+    built = run_read_only(project, "build")
+    assert built.code == 2, built.text
+    assert "read-only" in built.err and str(project.root) in built.err
+    for done in (status, check, why, dry, built):
+        assert "Traceback" not in done.text
+        assert "could not be used" not in done.text
+    assert store_files(project) == before
+    assert project.read("out/a0.txt") == "x"
+
+
+def test_a_read_only_checkout_that_never_built_says_every_step_never_ran(project,
+                                                                        read_only_mounts):
+    project.write("in.txt", "x")
+    project.rules(MANY)
+    status = run_read_only(project, "status")
+    assert status.code == 0, status.text
+    assert "a0: never ran" in status.out and "Traceback" not in status.text
+    assert not project.exists(".makeflow")
+    dry = run_read_only(project, "build", "-n", "out/a1.txt")
+    assert dry.code == 0 and "would run a1: never ran" in dry.out, dry.text
