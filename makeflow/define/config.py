@@ -36,17 +36,48 @@ def load_config(root: Path, overrides: list[str]) -> dict[str, Any]:
             ) from None
         except UnicodeDecodeError:
             raise UserError(f"{CONFIG_FILE} is not UTF-8 text", where=str(path)) from None
+        except IsADirectoryError:
+            raise UserError(f"{CONFIG_FILE} is a folder; makeflow reads its config from a "
+                            "file of that name", where=str(path),
+                            hint="Rename the folder, or make it a TOML file.") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {CONFIG_FILE}: {exc.strerror}",
+                            where=str(path)) from None
     for item in overrides:
         _apply(data, item)
     return data
 
 
-def parse_value(text: str) -> Any:
-    """A TOML literal (`0.3`, `true`, `"x"`, `[1, 2]`); anything else is taken as a string."""
+_NOT_TOML = object()
+
+
+def parse_value(text: str, like: Any = _NOT_TOML) -> Any:
+    """A TOML literal (`0.3`, `true`, `"x"`, `[1, 2]`); anything else is taken as a string.
+
+    With `like` (the value in the file), the value keeps its type: text for a string
+    (`--set name=123` gives "123"), a float for an integer given to a float; any other
+    mismatch raises TypeError naming the type expected.
+    """
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
+        value = _NOT_TOML
+    if like is _NOT_TOML:
+        return text if value is _NOT_TOML else value
+    if isinstance(like, str):
+        return value if isinstance(value, str) else text
+    if isinstance(like, float) and type(value) is int:
+        return float(value)
+    if value is _NOT_TOML or _toml_type(value) != _toml_type(like):
+        raise TypeError(_toml_type(like))
+    return value
+
+
+def _toml_type(value: Any) -> str:
+    """The TOML name of a value's type, as the spec spells it."""
+    names = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
+             (list, "array"), (dict, "table"))
+    return next((name for kind, name in names if isinstance(value, kind)), "date or time")
 
 
 def _apply(data: dict[str, Any], item: str) -> None:
@@ -66,7 +97,32 @@ def _apply(data: dict[str, Any], item: str) -> None:
         table = child
     if leaf not in table:
         _unknown(key, table, key)
-    table[leaf] = parse_value(raw.strip())
+    try:
+        table[leaf] = parse_value(raw.strip(), table[leaf])
+    except TypeError as exc:
+        expected = str(exc)
+        raise UserError(
+            f"--set {key}: {key} is {_a(expected)} {expected} in {CONFIG_FILE} "
+            f"(now {_shown(table[leaf])}), and {raw.strip()!r} is not one",
+            hint=f"Give {_a(expected)} {expected} as a TOML literal, e.g. "
+            f"--set {key}={_shown(table[leaf])}.") from None
+
+
+def _a(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _shown(value: Any) -> str:
+    """A value as a TOML literal, as the user would type it after --set."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
 
 
 def _unknown(part: str, table: dict[str, Any], key: str) -> None:

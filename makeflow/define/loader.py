@@ -92,6 +92,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...]) -> Pipeline:
 def _execute(file: Path) -> None:
     try:
         source = file.read_bytes()
+        _check_text(source, file)
         code = compile(source, str(file), "exec")
     except SyntaxError as exc:
         line = (exc.text or "").rstrip("\n")
@@ -119,6 +120,18 @@ def _execute(file: Path) -> None:
             f"{type(exc).__name__}: {exc}", where=_user_line(exc, file),
             hint=f"The error happened while running {file.name}; fix it there.",
         ) from None
+
+
+def _check_text(source: bytes, file: Path) -> None:
+    """A NUL byte is no Python, and the compiler's own message has no line to show."""
+    at = source.find(b"\0")
+    if at >= 0:
+        line = source.count(b"\n", 0, at) + 1
+        column = at - (source.rfind(b"\n", 0, at) + 1) + 1
+        raise UserError(f"a NUL byte at column {column}: {file.name} must be text",
+                        where=f"{file.name}:{line}",
+                        hint="Remove the byte (an editor that shows control characters "
+                        "helps), or write it as \\x00 inside a string.")
 
 
 def _user_line(exc: BaseException, file: Path) -> str:

@@ -263,7 +263,7 @@ _clean: dict[str, str] = {}  # paths already checked, for pipelines of 100,000 r
 def _clean_path(value: Any, what: str, label: str, where: str) -> str:
     if type(value) is str:
         if (value and value[0] not in "/. \t\n" and value[-1] != "/" and "//" not in value
-                and "/." not in value):
+                and "/." not in value and "\0" not in value):
             return value  # relative, and no empty, "." or ".." part: already normal
         known = _clean.get(value)
         if known is not None:
@@ -272,6 +272,9 @@ def _clean_path(value: Any, what: str, label: str, where: str) -> str:
         if hasattr(value, "__fspath__") else value
     if not path.strip():
         raise UserError(f"{label}: an empty path in {what}=", where=where)
+    if "\0" in path:
+        raise UserError(f"{label}: {what}= has {path!r}, with a NUL byte, which no file "
+                        "name can contain", where=where)
     if posixpath.isabs(path):
         raise UserError(
             f"{label}: {what}= has the absolute path {path!r}; paths are relative to the "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from makeflow.errors import UserError
-from makeflow.store.state import READ_ONLY_ERRORS, STATE_DIR
+from makeflow.store.state import READ_ONLY_ERRORS, STATE_DIR, check_state_dir
 
 
 class ReadOnlyFolder(UserError):
@@ -54,6 +54,7 @@ class ProjectLock:
         self.fd = fd
 
     def _open(self) -> int:
+        check_state_dir(self.path.parent)
         try:
             self.path.parent.mkdir(exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

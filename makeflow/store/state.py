@@ -155,6 +155,7 @@ class StateStore:
 
     def _writable(self) -> bool:
         """Whether makeflow may write its folder; False in a read-only checkout."""
+        check_state_dir(self.dir)
         try:
             self.dir.mkdir(exist_ok=True)
         except OSError as exc:
@@ -515,6 +516,15 @@ class _Transaction:
 
 
 _UNREAD = object()
+
+
+def check_state_dir(folder: Path) -> None:
+    """Refuse a file where makeflow keeps its folder, rather than fail on it later."""
+    if folder.exists() and not folder.is_dir():
+        raise MakeflowError(
+            f"{folder} is a file, but makeflow keeps its records in a folder of that name",
+            hint=f"Move or remove {folder.name} (makeflow never deletes a file it did not "
+            "make), then run makeflow again.")
 
 
 def _is_damage(exc: sqlite3.DatabaseError) -> bool:

@@ -59,9 +59,17 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def no_color() -> bool:
+    """Whether the user asked for no colour at all (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def _error(text: str) -> None:
     first, _, rest = text.partition("\n")
-    click.echo(click.style("makeflow: error: ", fg="red", bold=True) + first, err=True)
+    prefix = "makeflow: error: "
+    if not no_color():
+        prefix = click.style(prefix, fg="red", bold=True)
+    click.echo(prefix + first, err=True)
     if rest:
         click.echo(rest, err=True)
 

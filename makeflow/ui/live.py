@@ -5,6 +5,7 @@ The only module that imports rich.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import IO, TYPE_CHECKING
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 
 def terminal(out: IO[str]) -> Console:
+    """A console on `out`; with NO_COLOR set (https://no-color.org) it writes no colour or
+    other text style at all, only what the live view needs to redraw itself."""
+    if os.environ.get("NO_COLOR"):
+        return Console(file=out, color_system=None)
     return Console(file=out)
 
 
