@@ -8,6 +8,7 @@ steps that lead to a target exist in the graph.
 from __future__ import annotations
 
 import itertools
+import os
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from makeflow.define.loader import Pipeline
 from makeflow.define.patterns import Pattern, compile_pattern
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
-from makeflow.store.fs import StatCache
+from makeflow.store.fs import Boundary, StatCache
 
 
 class Step(NamedTuple):
@@ -114,11 +115,49 @@ class Resolver:
                 f"{name} is a pattern rule; name a file it makes, like {example}",
                 where=rule.where,
             )
-        path = _normal(name)
+        path = self._project_path(name)
         step = self.find(path, None)
         return step if step is not None else path
 
+    def _project_path(self, name: str) -> str:
+        """A target's path relative to the project; an absolute one inside it is accepted."""
+        path = _normal(name)
+        if posixpath.isabs(path):
+            root = str(self.pipeline.root)
+            for base, full in ((os.path.abspath(root), path),
+                               (os.path.realpath(root), os.path.realpath(path))):
+                rel = posixpath.relpath(full, base)
+                if not _leaves(rel):
+                    return rel
+        if _leaves(path):
+            raise UserError(
+                f"{name} is outside the project folder ({self.pipeline.root}); makeflow "
+                "reads and writes only inside it",
+                hint="Name a target by a rule's name or by its path relative to the folder "
+                     "of Makeflow.py.",
+            )
+        return path
+
     def finish(self, wanted: list[Step | str]) -> Graph:
+        """The graph below `wanted`, in order; a cycle is broken at an existing file when
+        a pattern rule closed it (see `_break`), else it is an error."""
+        roots = [w.id for w in wanted if isinstance(w, Step)]
+        while True:
+            upstream, sources = self._discover(wanted)
+            try:
+                order = _make_order(roots, upstream)
+            except _Cycle as cycle:
+                if not self._break(cycle.loop):
+                    _cycle(cycle.loop, self.steps)
+                continue
+            break
+        steps = {sid: self.steps[sid] for sid in order}
+        producer = _producers(steps)
+        targets = [w.id if isinstance(w, Step) else w for w in wanted]
+        return Graph(steps, {sid: upstream[sid] for sid in order}, producer, list(sources), targets)
+
+    def _discover(self, wanted: list[Step | str]) -> tuple[dict[str, list[str]], dict[str, None]]:
+        """Every step below `wanted` with the steps it reads from, and the sources."""
         queue = [w for w in wanted if isinstance(w, Step)]
         done: set[str] = set()
         upstream: dict[str, list[str]] = {}
@@ -138,11 +177,24 @@ class Resolver:
                     if maker.id not in done:
                         queue.append(maker)
             upstream[step.id] = list(ups)
-        order = _make_order([w.id for w in wanted if isinstance(w, Step)], upstream, self.steps)
-        steps = {sid: self.steps[sid] for sid in order}
-        producer = {p: s.id for p, s in self.producer.items() if s is not None and s.id in steps}
-        targets = [w.id if isinstance(w, Step) else w for w in wanted]
-        return Graph(steps, {sid: upstream[sid] for sid in order}, producer, list(sources), targets)
+        return upstream, sources
+
+    def _break(self, loop: list[str]) -> bool:
+        """Read an existing file as a source where a pattern rule's step would close `loop`.
+
+        `loop[i]` reads from `loop[i + 1]` (the last from the first). The edge nearest the
+        target whose files all exist is cut, as make and Snakemake do for a rule beside its
+        reverse (`{f}.csv -> {f}.csv.gz` and back). An explicit rule's cycle stays an error.
+        """
+        for i, sid in enumerate(loop):
+            maker = self.steps[loop[(i + 1) % len(loop)]]
+            made = set(maker.outputs.paths)
+            through = [p for p in self.steps[sid].inputs.paths if p in made]
+            if maker.rule.is_pattern and through and all(self._exists(p) for p in through):
+                for path in through:
+                    self.producer[path] = None
+                return True
+        return False
 
     def find(self, path: str, needed_by: Step | None) -> Step | None:
         """The step that makes `path`, or None when it is a source file that exists."""
@@ -208,6 +260,7 @@ class Resolver:
                 Files(_filled(templates[0], wildcards), rule.inputs.names),
                 Files(_filled(templates[1], wildcards), rule.outputs.names),
             )
+            _refuse_outside(rule, wildcards, known[1].paths + known[2].paths)
         return known
 
     def _makeable_path(self, path: str, chain: set[str]) -> bool:
@@ -289,12 +342,56 @@ def _normal(path: str) -> str:
     return posixpath.normpath(path)
 
 
-def _make_order(roots: list[str], upstream: dict[str, list[str]],
-                steps: dict[str, Step]) -> list[str]:
+def _leaves(path: str) -> bool:
+    """Whether a normalised path names something outside the project folder."""
+    return path[:1] == "/" or path == ".." or path[:3] == "../"
+
+
+def _refuse_outside(rule: Rule, wildcards: dict[str, str], paths: tuple[str, ...]) -> None:
+    """Wildcard values (`..`, or a leading `/` from `{x,.*}`) may not lead out of the project."""
+    for path in paths:
+        if _leaves(path):
+            values = ", ".join(f"{k}={v!r}" for k, v in wildcards.items())
+            raise UserError(
+                f"rule {rule.name} with {values} would use {path}, which is outside the "
+                "project folder",
+                where=rule.where,
+                hint="Ask for a file whose wildcard values are plain names, or constrain the "
+                     "wildcard with {name,REGEX}.",
+            )
+
+
+def refuse_outputs_outside(steps: Iterable[Step], root: str) -> None:
+    """Refuse a step that would write through a symlinked folder that leads outside.
+
+    It depends on the file system, not only on the rules, so it is checked on every build
+    for the steps about to run, whether or not the graph came from its cache.
+    """
+    boundary = Boundary(root)
+    for step in steps:
+        for path in step.outputs.paths:
+            if not boundary.holds(path):
+                raise UserError(
+                    f"{step.id} would write {path}, whose folder is a symbolic link that "
+                    "leads outside the project folder",
+                    where=step.rule.where,
+                    hint="Point the link at a folder inside the project, or declare the "
+                         "output at its real place inside it.",
+                )
+
+
+class _Cycle(Exception):
+    """A loop of steps, each reading from the next and the last from the first."""
+
+    def __init__(self, loop: list[str]):
+        self.loop = loop
+
+
+def _make_order(roots: list[str], upstream: dict[str, list[str]]) -> list[str]:
     """Upstream first, in the order inputs are listed (as make goes), found depth first.
 
-    A step met again while its own inputs are still being followed closes a cycle, which
-    is an error that shows the cycle.
+    A step met again while its own inputs are still being followed closes a cycle, raised
+    as `_Cycle` for the resolver to break or report.
     """
     order: list[str] = []
     placed: set[str] = set()
@@ -312,16 +409,17 @@ def _make_order(roots: list[str], upstream: dict[str, list[str]],
                 placed.add(sid)
                 order.append(sid)
             elif nxt in on_path:
-                _cycle([s for s, _ in stack], nxt, steps)
+                path = [s for s, _ in stack]
+                raise _Cycle(path[path.index(nxt):])
             else:
                 stack.append((nxt, iter(upstream[nxt])))
                 on_path.add(nxt)
     return order
 
 
-def _cycle(path: list[str], again: str, steps: dict[str, Step]) -> None:
-    """Raise for the cycle that `again` closes; `path` runs from a target to its inputs."""
-    loop = path[path.index(again):]
+def _cycle(loop: list[str], steps: dict[str, Step]) -> None:
+    """Raise for `loop`, in which each step reads from the next (the last from the first)."""
+    again = loop[0]
     cycle = [again, *reversed(loop[1:]), again]  # each step feeds the next
     raise UserError(
         "the rules form a cycle: " + _cycle_path(cycle, steps),
@@ -340,3 +438,63 @@ def _cycle_path(cycle: list[str], steps: dict[str, Step]) -> str:
             parts.append(through)
         parts.append(after)
     return " -> ".join(parts)
+
+
+def _producers(steps: dict[str, Step]) -> dict[str, str]:
+    """Every output of the graph -> the step that writes it.
+
+    Two steps writing one file, or one writing inside another's folder output, would undo
+    each other on every build and race in parallel: both are errors that name the rules.
+    One dict insert per output, then one pass over the distinct folders that hold outputs.
+    """
+    producer: dict[str, str] = {}
+    for sid, step in steps.items():
+        for path in step.outputs.paths:
+            other = producer.setdefault(path, sid)
+            if other != sid:
+                a, b = steps[other].rule, step.rule
+                who = f"rule {a.name} ({a.where})" if a is b else \
+                    f"rules {a.name} ({a.where}) and {b.name} ({b.where})"
+                raise _clash(f"{who} would both write {path}", steps[other], step)
+    nested = _folder_outputs(producer)
+    if nested:
+        _refuse_nesting(producer, nested, steps)
+    return producer
+
+
+def _folder_outputs(producer: dict[str, str]) -> set[str]:
+    """The outputs that other outputs sit inside (usually none)."""
+    folders = {p.rpartition("/")[0] for p in producer}
+    folders.discard("")
+    for folder in list(folders):
+        parent = folder.rpartition("/")[0]
+        while parent and parent not in folders:
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+    return folders.intersection(producer)
+
+
+def _refuse_nesting(producer: dict[str, str], nested: set[str],
+                    steps: dict[str, Step]) -> None:
+    for path, sid in producer.items():
+        folder = path.rpartition("/")[0]
+        while folder:
+            owner = producer.get(folder) if folder in nested else None
+            if owner is not None and owner != sid:
+                inner, outer = steps[sid], steps[owner]
+                raise _clash(
+                    f"rule {inner.rule.name} ({inner.rule.where}) writes {path} inside "
+                    f"{folder}, the folder output of rule {outer.rule.name} "
+                    f"({outer.rule.where})", inner, outer)
+            folder = folder.rpartition("/")[0]
+
+
+def _clash(what: str, first: Step, second: Step) -> UserError:
+    if first.id != first.rule.name or second.id != second.rule.name:
+        what += f" (steps {first.id} and {second.id})"
+    return UserError(
+        f"{what}; they would undo each other on every build",
+        where=first.rule.where,
+        hint="Each file must be made by one step: rename an output, narrow a pattern with "
+             "{name,REGEX}, or write the file from the step that owns its folder.",
+    )

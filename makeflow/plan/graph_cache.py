@@ -27,7 +27,7 @@ from makeflow.store.fs import StatCache
 from makeflow.store.hashing import hash_bytes
 
 NAME = "graph.cache"
-FORMAT = 1  # raise whenever resolution (graph.py) decides differently
+FORMAT = 2  # raise whenever resolution (graph.py) decides differently
 
 
 def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache,

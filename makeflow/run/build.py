@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from makeflow import gcpause
 from makeflow.define.loader import Pipeline
 from makeflow.plan import uptodate
+from makeflow.plan.graph import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.staleness import Digests, Plan, make_plan
 from makeflow.run.executors import Executor, ExecutorFactory
@@ -111,6 +112,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
                      None if suspects is None else set(suspects))
     if state.resets != resets:  # the store was found damaged: plan with the empty one
         plan = make_plan(graph, state, digests, force, now)
+    refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
     plan.warnings = state.warnings
     state.remember_files(digests.take_hashed())
     return plan, digests, all_fresh

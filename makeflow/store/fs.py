@@ -83,6 +83,26 @@ def _rename_over(src: str, dst: str) -> None:
         os.replace(src, dst)
 
 
+class Boundary:
+    """The project folder as a limit: whether a path, followed through every symlinked
+    folder on the way, stays inside it. Folders are resolved once each (most outputs
+    share a few). Paths are taken relative to the current folder, the project's."""
+
+    def __init__(self, root: str):
+        self.root = os.path.realpath(root)
+        self._folders: dict[str, bool] = {}
+
+    def holds(self, path: str) -> bool:
+        """Whether writing or removing `path` touches only the inside of the project."""
+        folder = os.path.dirname(path)
+        inside = self._folders.get(folder)
+        if inside is None:
+            real = os.path.realpath(folder or ".")
+            inside = self._folders[folder] = (
+                real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep))
+        return inside
+
+
 _UNSEEN = object()
 
 
