@@ -12,7 +12,6 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from types import SimpleNamespace
 from typing import Any
 
 from makeflow.define.rules import WILDCARD
@@ -60,21 +59,44 @@ def compile_pattern(text: str) -> Pattern:
     return Pattern(text, re.compile("".join(parts)), "".join(template), tuple(names), literal)
 
 
-def expand(pattern: str, **values: Any) -> list[str]:
+# `{{` and `}}` are escaped braces; otherwise a `{wildcard}` or `{wildcard,REGEX}`.
+_EXPAND_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}]*))?\}")
+
+
+def expand(pattern: str, *, allow_missing: bool = False, **values: Any) -> list[str]:
     """Fill `pattern` with every combination of the given values, in order.
+
+    `{{` and `}}` stand for literal braces, so `{{name}}` comes out as the wildcard
+    `{name}`. With `allow_missing=True`, a wildcard given no value is kept as written
+    (constraint included), so the result is still a pattern.
 
     >>> expand("stats/{sample}.json", sample=["a", "b"])
     ['stats/a.json', 'stats/b.json']
+    >>> expand("{{name}}.{chr}.txt", chr=[1, 2])
+    ['{name}.1.txt', '{name}.2.txt']
     """
-    compiled = compile_pattern(pattern)
-    missing = [n for n in compiled.names if n not in values]
-    if missing:
-        raise ValueError(f"expand({pattern!r}) needs a value for {{{missing[0]}}}")
-    lists = [_as_list(values[n]) for n in compiled.names]
-    return [
-        compiled.fill(dict(zip(compiled.names, combo, strict=True)))
-        for combo in itertools.product(*lists)
-    ]
+    pieces: list[str | tuple[str, str]] = []  # literal text, or (name, text as written)
+    pos = 0
+    for m in _EXPAND_TOKEN.finditer(pattern):
+        pieces.append(pattern[pos:m.start()])
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            pieces.append(token[0])
+        elif m.group(1) in values:
+            pieces.append((m.group(1), token))
+        elif allow_missing:
+            pieces.append(token)
+        else:
+            raise ValueError(f"expand({pattern!r}) needs a value for {{{m.group(1)}}}")
+        pos = m.end()
+    pieces.append(pattern[pos:])
+    names = list(dict.fromkeys(p[0] for p in pieces if isinstance(p, tuple)))
+    lists = [_as_list(values[n]) for n in names]
+    out = []
+    for combo in itertools.product(*lists):
+        chosen = dict(zip(names, combo, strict=True))
+        out.append("".join(p if isinstance(p, str) else chosen[p[0]] for p in pieces))
+    return out
 
 
 def _as_list(value: Any) -> list[str]:
@@ -83,22 +105,50 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def glob_wildcards(pattern: str) -> SimpleNamespace:
+class Wildcards(tuple):
+    """What `glob_wildcards` found: a tuple of lists, one per wildcard in order, that also
+    answers to the wildcards' names, so both `found.sample` and `(samples,) = found` work
+    (as Snakemake's named tuple does; a plain namedtuple refuses names starting with `_`)."""
+
+    _fields: tuple[str, ...]
+
+    def __new__(cls, names: tuple[str, ...], lists: list[list[str]]) -> Wildcards:
+        found = super().__new__(cls, lists)
+        found._fields = names
+        return found
+
+    def __getattr__(self, name: str) -> list[str]:
+        try:
+            return self[self._fields.index(name)]
+        except ValueError:
+            raise AttributeError(f"no wildcard {{{name}}} in this pattern; it has "
+                                 f"{', '.join(self._fields) or 'none'}") from None
+
+    def __getnewargs__(self) -> tuple[tuple[str, ...], list[list[str]]]:
+        return self._fields, list(self)  # so a copy or a pickle keeps the names
+
+    def __repr__(self) -> str:
+        return "Wildcards(" + ", ".join(f"{n}={v!r}" for n, v in zip(
+            self._fields, self, strict=True)) + ")"
+
+
+def glob_wildcards(pattern: str) -> Wildcards:
     """The wildcard values of the files that exist now and match `pattern`.
 
-    Returns one list per wildcard, in the same order (``.sample``), sorted by path, so
+    Returns one list per wildcard, in the same order, sorted by path: ``.sample`` names
+    one, and ``(samples,) = glob_wildcards("data/{sample}.csv")`` unpacks them, so
     ``expand("stats/{sample}.json", sample=glob_wildcards("data/{sample}.csv").sample)``
     lists one target per data file.
     """
     compiled = compile_pattern(pattern)
-    found = {name: [] for name in compiled.names}
+    found: list[list[str]] = [[] for _ in compiled.names]
     for path in sorted(globlib.glob(_glob_for(pattern), recursive=True)):
         rel = os.path.normpath(path).replace(os.sep, "/")
         values = compiled.match(rel)
         if values is not None:
-            for name in compiled.names:
-                found[name].append(values[name])
-    return SimpleNamespace(**found)
+            for i, name in enumerate(compiled.names):
+                found[i].append(values[name])
+    return Wildcards(compiled.names, found)
 
 
 def _glob_for(pattern: str) -> str:
