@@ -1,0 +1,138 @@
+"""Nothing resolves outside the project folder: targets, wildcard values, symlinked folders.
+
+A build may read what it likes through its declared inputs, but it writes (and `clean`
+removes) only inside the folder of `Makeflow.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def user_error(done, *needles: str) -> str:
+    assert done.code == 2, done.text
+    assert "Traceback" not in done.text
+    message = done.err.strip()
+    assert message.startswith("makeflow: error:"), done.text
+    assert "\n\n" not in message, f"more than one paragraph:\n{message}"
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in:\n{message}"
+    return message
+
+
+@pytest.fixture
+def inside(tmp_path, project):
+    """The project lives in tmp_path/proj, so tmp_path itself is outside it."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    project.root = root
+    return project
+
+
+ANY_OUT = """\
+    from makeflow import rule
+
+    rule("make", outputs="{name,.*}.out", shell="echo made > {outputs}")
+"""
+
+
+@pytest.mark.parametrize("target", ["../x.out", "sub/../../x.out"])
+def test_a_target_above_the_project_is_refused(inside, target):
+    inside.rules(ANY_OUT)
+
+    user_error(inside.run("build", target), "outside the project")
+    assert not (inside.root.parent / "x.out").exists()
+
+
+def test_an_existing_file_above_the_project_is_refused_too(inside):
+    inside.rules(ANY_OUT)
+    (inside.root.parent / "x.txt").write_text("mine")
+
+    user_error(inside.run("status", "../x.txt"), "outside the project")
+
+
+def test_an_absolute_target_outside_is_refused(inside, tmp_path):
+    inside.rules(ANY_OUT)
+
+    user_error(inside.run("build", str(tmp_path / "x.out")), "outside the project")
+    assert not (tmp_path / "x.out").exists()
+
+
+def test_an_absolute_target_inside_is_taken_as_relative(inside):
+    inside.rules(ANY_OUT)
+
+    done = inside.run("build", str(inside.root / "sub" / "a.out"))
+
+    assert done.code == 0, done.text
+    assert inside.read("sub/a.out") == "made\n"
+    assert "make[name=sub/a]" in inside.run("why", "sub/a.out").out
+
+
+def test_a_wildcard_value_of_dot_dot_is_refused(inside):
+    inside.rules("""\
+        from makeflow import rule
+
+        rule("res", inputs="{n}/data.csv", outputs="res/{n}.out", shell="cp {inputs} {outputs}")
+    """)
+    (inside.root.parent / "data.csv").write_text("secret")
+
+    user_error(inside.run("build", "res/...out"), "outside the project", "res")
+    assert not inside.exists("res/...out")
+
+
+def test_a_wildcard_value_starting_with_a_slash_is_refused(inside):
+    inside.rules("""\
+        from makeflow import rule
+
+        rule("grab", inputs="{p}", outputs="copy{p,.*}", shell="cp {inputs} {outputs}")
+    """)
+
+    user_error(inside.run("build", "copy/etc/hostname"), "outside the project", "grab")
+
+
+def test_an_output_under_a_symlinked_folder_leading_outside_is_refused(inside, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, inside.root / "results")
+    inside.rules("""\
+        from makeflow import rule
+
+        rule("r", outputs="results/x.txt", shell="echo hi > {outputs}")
+    """)
+
+    user_error(inside.run("build"), "results/x.txt", "outside the project")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_cached_graph_does_not_skip_the_symlink_check(inside, tmp_path):
+    inside.rules("""\
+        from makeflow import rule
+
+        rule("r", outputs="results/x.txt", shell="echo hi > {outputs}")
+    """)
+    assert inside.run("build").code == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(inside.root / "results", elsewhere)
+    os.remove(elsewhere / "x.txt")
+    os.symlink(elsewhere, inside.root / "results")
+
+    user_error(inside.run("build"), "outside the project")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_symlinked_folder_inside_the_project_is_fine(inside):
+    (inside.root / "real").mkdir()
+    os.symlink("real", inside.root / "results")
+    inside.rules("""\
+        from makeflow import rule
+
+        rule("r", outputs="results/x.txt", shell="echo hi > {outputs}")
+    """)
+
+    done = inside.run("build")
+
+    assert done.code == 0, done.text
+    assert inside.read("real/x.txt") == "hi\n"
