@@ -1,4 +1,10 @@
-"""`makeflow clean`: remove the outputs makeflow made, never a source or an edited file."""
+"""`makeflow clean`: remove the outputs makeflow made, never a source or an edited file.
+
+What is removed is decided by the records of the steps asked for, then checked against
+the present: a file goes only if its content is still one makeflow wrote, the current
+rules do not read it as a source (an older rule may have made what is now an input), and
+it lies inside the project, symlinked folders followed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from makeflow.define.loader import Pipeline
-from makeflow.plan.graph import resolve
+from makeflow.define.patterns import compile_pattern
+from makeflow.errors import UserError
+from makeflow.plan.graph import Resolver, resolve
 from makeflow.plan.staleness import Digests
 from makeflow.store import fs
 from makeflow.store.lock import ProjectLock
@@ -19,25 +27,31 @@ from makeflow.store.state import StateStore
 class Cleaned:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # edited since makeflow wrote them
+    sources: list[str] = field(default_factory=list)  # the current rules read them
+    outside: list[str] = field(default_factory=list)  # they resolve outside the project
 
 
-def clean(pipeline: Pipeline, targets: Iterable[str] = (), dry_run: bool = False) -> Cleaned:
-    """Remove recorded outputs of the steps leading to `targets` (all rules when empty).
+def clean(pipeline: Pipeline, targets: Iterable[str] = (), dry_run: bool = False,
+          upstream: bool = False) -> Cleaned:
+    """Remove recorded outputs of the steps that make `targets` (all steps when empty).
 
-    A file is removed only if makeflow recorded it as an output and its content is still
-    what makeflow wrote, so a hand-edited file is kept and reported.
+    A target is a file, a rule's name (a pattern rule's: all its steps) or an alias (the
+    files it lists); only the step that makes it is cleaned, or with `upstream` every
+    step that leads to it too. A file is removed only if makeflow recorded it as an output
+    and its content is still what makeflow wrote, so a hand-edited file is kept and
+    reported; so are current sources and files outside the project.
     """
     targets = list(targets)
     with contextlib.chdir(pipeline.root), ProjectLock(pipeline.root) as lock:
         lock.acquire()
-        return _clean(pipeline, targets, dry_run)
+        return _clean(pipeline, targets, dry_run, upstream)
 
 
-def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool) -> Cleaned:
+def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool, upstream: bool) -> Cleaned:
     done = Cleaned()
     with StateStore(pipeline.root) as state:
         stats = fs.StatCache()
-        steps = _steps(pipeline, targets, stats, state)
+        steps = _steps(pipeline, targets, upstream, stats, state) if targets else state.step_ids
         digests = Digests(state, stats)
         written: dict[str, set[str]] = {}  # two records can name one file (a renamed rule)
         for sid in steps:
@@ -45,29 +59,91 @@ def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool) -> Cleaned:
             if record is not None:
                 for path, digest in record.outputs.items():
                     written.setdefault(path, set()).add(digest)
+        keep = _Keep(pipeline, stats)
         for path, made in written.items():
-            _clean_one(path, made, digests, done, dry_run)
+            _clean_one(path, made, digests, keep, done, dry_run)
         if not dry_run:
             for sid in steps:
                 state.forget_step(sid)
     return done
 
 
-def _steps(pipeline: Pipeline, targets: list[str], stats: fs.StatCache,
+def _steps(pipeline: Pipeline, targets: list[str], upstream: bool, stats: fs.StatCache,
            state: StateStore) -> list[str]:
-    if targets:
-        return list(resolve(pipeline, targets, stats).steps)
-    return state.step_ids
+    """The step ids whose records say what to remove for `targets`."""
+    own: dict[str, None] = {}
+    wanted: list[str] = []  # what the graph is resolved for
+    for name in targets:
+        rule = pipeline.rule(name)
+        if rule is not None and rule.is_pattern:
+            made = [sid for sid in state.step_ids if sid.startswith(name + "[")]
+            own.update(dict.fromkeys(made))
+            wanted.extend(_first_outputs(made, state))
+        elif rule is not None and rule.is_alias:
+            wanted.extend(rule.inputs.paths)
+        else:
+            wanted.append(name)
+    if not wanted:
+        return list(own)
+    graph = resolve(pipeline, wanted, stats)
+    if upstream:
+        return list(dict.fromkeys([*own, *graph.steps]))
+    for target in graph.targets:
+        if target in graph.steps:
+            own[target] = None
+    return list(own)
 
 
-def _clean_one(path: str, made: set[str], digests: Digests, done: Cleaned,
+def _first_outputs(step_ids: list[str], state: StateStore) -> list[str]:
+    """A file each recorded step made, to find the steps before it (for `upstream`)."""
+    out = []
+    for sid in step_ids:
+        record = state.record(sid)
+        if record is not None and record.outputs:
+            out.append(next(iter(record.outputs)))
+    return out
+
+
+class _Keep:
+    """Why a recorded output must stay: the current rules read it as a source, or it lies
+    outside the project."""
+
+    def __init__(self, pipeline: Pipeline, stats: fs.StatCache):
+        self.resolver = Resolver(pipeline, stats)
+        self.inputs = {p for r in pipeline.rules if not r.is_pattern for p in r.inputs.paths}
+        self.patterns = [compile_pattern(p) for r in pipeline.rules if r.is_pattern
+                         for p in r.inputs.paths]
+        self.boundary = fs.Boundary(".")
+
+    def outside(self, path: str) -> bool:
+        return os.path.isabs(path) or path.startswith("../") or not self.boundary.holds(path)
+
+    def source(self, path: str) -> bool:
+        """Whether a current rule reads `path` and no current rule would make it."""
+        read = path in self.inputs or any(p.match(path) is not None for p in self.patterns)
+        if not read:
+            return False
+        try:
+            return self.resolver.find(path, None) is None
+        except UserError:  # no rule can make it, or two could: keep it either way
+            return True
+
+
+def _clean_one(path: str, made: set[str], digests: Digests, keep: _Keep, done: Cleaned,
                dry_run: bool) -> None:
     """Remove `path` if its content is one that makeflow wrote (`made`), else keep it."""
+    if keep.outside(path):
+        if os.path.lexists(path):
+            done.outside.append(path)
+        return
     now = digests.get(path)
     if now is None:
         return
     if now not in made:
         done.kept.append(path)
+        return
+    if keep.source(path):
+        done.sources.append(path)
         return
     if not dry_run:
         fs.remove(path)

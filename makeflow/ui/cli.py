@@ -230,16 +230,23 @@ def list_command(rules_file: str | None, directory: str | None,
 @project_options
 @click.argument("targets", nargs=-1)
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("--upstream", is_flag=True,
+              help="Also remove what the steps leading to TARGETS made.")
 @handle_errors
 def clean_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                  targets: tuple[str, ...], dry_run: bool) -> None:
-    """Remove the outputs makeflow made (of TARGETS, or all); never sources or edited files."""
-    done = clean(open_pipeline(rules_file, directory, overrides), targets, dry_run)
+                  targets: tuple[str, ...], dry_run: bool, upstream: bool) -> None:
+    """Remove the outputs makeflow made: of TARGETS' own steps (files, rule names, pattern
+    rule names), or of every step; never sources, edited files or anything outside."""
+    done = clean(open_pipeline(rules_file, directory, overrides), targets, dry_run, upstream)
     verb = "would remove" if dry_run else "removed"
     for path in done.removed:
         click.echo(f"{verb} {path}")
     for path in done.kept:
         click.echo(f"kept {path}: edited since makeflow wrote it")
+    for path in done.sources:
+        click.echo(f"kept {path}: the current rules read it as a source")
+    for path in done.outside:
+        click.echo(f"kept {path}: it resolves outside the project folder")
     click.echo(f"{verb} {len(done.removed)} files")
 
 
