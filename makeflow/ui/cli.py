@@ -6,6 +6,7 @@ input from the user, 128 + N when stopped by signal N.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -19,6 +20,7 @@ import click
 from makeflow import __version__
 from makeflow.define.loader import Pipeline, find_rules_file, load
 from makeflow.errors import MakeflowError, Terminated, UserError
+from makeflow.plan.made import folder_output_around, steps_with_outputs_below
 from makeflow.plan.staleness import Plan
 from makeflow.run.build import BuildOptions, build, log_path, status
 from makeflow.run.clean import clean
@@ -172,8 +174,24 @@ def why_command(rules_file: str | None, directory: str | None, overrides: tuple[
     pipeline = open_pipeline(rules_file, directory, overrides)
     plan = status(pipeline, [file])
     whole = plan
-    if file not in plan.graph.steps and os.path.normpath(file) not in plan.graph.producer:
-        whole = status(pipeline, [])  # who reads a source is known from the whole pipeline
+    path = os.path.normpath(file)
+    if file not in plan.graph.steps and path not in plan.graph.producer:
+        folder = folder_output_around(pipeline, path)
+        if folder is not None:
+            around = status(pipeline, [folder])
+            made = explain(around, folder, around).partition(";")[2]
+            sid = around.graph.producer[folder]
+            click.echo(f"{file} is inside {folder}, a folder output of {sid} "
+                       f"({around.graph.steps[sid].rule.where});{made}")
+            return
+        with contextlib.suppress(UserError):  # a pattern rule as the default: no whole graph
+            whole = status(pipeline, [])  # who reads a source is known from the whole pipeline
+        if os.path.isdir(path):
+            makers = steps_with_outputs_below(pipeline, path, whole.graph.producer)
+            if makers:
+                click.echo(f"{file} is a folder that holds outputs of {', '.join(makers)}; "
+                           "no rule makes it as a whole")
+                return
     click.echo(explain(plan, file, whole))
 
 
