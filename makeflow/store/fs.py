@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Iterator
 from typing import NamedTuple
 
 
@@ -129,23 +130,64 @@ def tree_stat(path: str) -> Stat:
     """A directory's cheap fingerprint: entry count, newest mtime, and a hash of all stats.
 
     Any file added, removed, resized or touched anywhere inside changes it, so a tree's
-    cached digest can be trusted without reading a byte, as for a single file.
+    cached digest can be trusted without reading a byte, as for a single file. Links are
+    followed as `walk_tree` does, so a change behind one counts too.
     """
     import zlib
 
     count = newest = 0
     signature = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for name in sorted(filenames) + dirnames:
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            count += 1
-            newest = max(newest, st.st_mtime_ns)
-            line = f"{full}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode(
-                "utf-8", "surrogateescape")
-            signature = zlib.crc32(line, signature)
+    for kind, _, full, st in walk_tree(path):
+        if kind == "empty":
+            continue
+        count += 1
+        newest = max(newest, st.st_mtime_ns)
+        line = f"{full}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode(
+            "utf-8", "surrogateescape")
+        signature = zlib.crc32(line, signature)
     return Stat(count, newest, signature, True)
+
+
+def walk_tree(root: str) -> Iterator[tuple[str, str, str, os.stat_result]]:
+    """A folder's entries as a reader of it sees them: `(kind, rel, full, stat)`.
+
+    Symlinks are followed: a linked file is a "file", a linked folder is walked as a
+    "dir". A link that is broken, or that leads back to a folder being walked (a loop), is
+    a "link" (its stat is the link's own). An empty folder also yields "empty". Per
+    folder: its files in name order, then its folders, then each folder's own entries,
+    the order `os.walk` gives, so a tree without links is walked as it always was.
+    """
+    top = os.stat(root)
+    yield from _walk(root, ".", {(top.st_dev, top.st_ino)})
+
+
+def _walk(folder: str, rel: str, above: set[tuple[int, int]]):
+    files, folders = [], []
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            sub = os.path.normpath(os.path.join(rel, entry.name))
+            try:
+                st = entry.stat()  # follows a link
+            except OSError:  # a broken link
+                files.append(("link", sub, entry.path, entry.stat(follow_symlinks=False)))
+                continue
+            if not stat_is_dir(st):
+                files.append(("file", sub, entry.path, st))
+            elif (st.st_dev, st.st_ino) in above:
+                folders.append(("link", sub, entry.path, entry.stat(follow_symlinks=False)))
+            else:
+                folders.append(("dir", sub, entry.path, st))
+    if not files and not folders:
+        yield "empty", rel, folder, None
+    yield from files
+    yield from folders
+    for kind, sub, full, st in folders:
+        if kind == "dir":
+            yield from _walk(full, sub, above | {(st.st_dev, st.st_ino)})
+
+
+def stat_is_dir(st: os.stat_result) -> bool:
+    return (st.st_mode & 0o170000) == 0o040000
 
 
 def deep_stat(path: str) -> Stat | None:

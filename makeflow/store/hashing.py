@@ -10,6 +10,8 @@ import os
 
 import xxhash
 
+from makeflow.store.fs import walk_tree
+
 # Reads of 256 KiB stay in the CPU's L2 cache between read() and the hash: measured faster
 # than 128 KiB or 1 MiB. mmap would skip the copy, but a file truncated while mapped kills
 # the process with SIGBUS, which a build tool must never risk on files it does not own.
@@ -47,8 +49,10 @@ def hash_file(path: str) -> str:
 def hash_tree(path: str) -> str:
     """Digest of a directory: every file's relative path and content, in sorted order.
 
-    Empty directories and symlinks count by name (links by their target), so moving or
-    renaming a file inside the tree changes the digest.
+    Links are followed (see `fs.walk_tree`): a linked file counts by its content and a
+    linked folder by its tree, as a step that reads the folder sees them. A broken link,
+    or one that loops back up, counts by its target's name. Empty directories count by
+    name, so moving or renaming a file inside the tree changes the digest.
     """
     h = xxhash.xxh3_128()
     for rel, kind, payload in _walk(path):
@@ -64,15 +68,10 @@ def hash_path(path: str) -> str:
 
 
 def _walk(root: str):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        if not dirnames and not filenames:
-            yield rel_dir, "d", ""
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            if os.path.islink(full):
-                yield rel, "l", os.readlink(full)
-            else:
-                yield rel, "f", hash_file(full)
+    for kind, rel, full, _ in walk_tree(root):
+        if kind == "empty":
+            yield rel, "d", ""
+        elif kind == "file":
+            yield rel, "f", hash_file(full)
+        elif kind == "link":
+            yield rel, "l", os.readlink(full)
