@@ -172,6 +172,14 @@ def test_the_reverse_direction_breaks_the_cycle_at_the_other_file(project):
     assert project.read("table.csv") == "a,b\n1,2\n"
 
 
+def test_a_cycle_is_not_broken_at_a_file_the_build_itself_writes(project):
+    project.rules(COMPRESS)
+    project.write("table.csv.gz", "not really gzip")
+
+    user_error(project.run("build", "table.csv.gz"), "cycle", "gzip[f=table]")
+    assert project.read("table.csv.gz") == "not really gzip"
+
+
 def test_a_cycle_with_no_file_to_break_it_is_still_an_error(project):
     project.rules(COMPRESS)
 

@@ -65,6 +65,7 @@ class Resolver:
         self._instances: dict[str, tuple[str, Files, Files]] = {}
         self._templates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.probed: dict[str, bool] = {}
+        self._broken: dict[str, list[str]] = {}  # files read as sources to break a cycle
         self._index(pipeline.rules)
 
     def resolve(self, targets: Iterable[str]) -> Graph:
@@ -153,6 +154,9 @@ class Resolver:
             break
         steps = {sid: self.steps[sid] for sid in order}
         producer = _producers(steps)
+        for path, loop in self._broken.items():
+            if path in producer:  # read as a source and written in one build: no way out
+                _cycle(loop, self.steps)
         targets = [w.id if isinstance(w, Step) else w for w in wanted]
         return Graph(steps, {sid: upstream[sid] for sid in order}, producer, list(sources), targets)
 
@@ -184,7 +188,8 @@ class Resolver:
 
         `loop[i]` reads from `loop[i + 1]` (the last from the first). The edge nearest the
         target whose files all exist is cut, as make and Snakemake do for a rule beside its
-        reverse (`{f}.csv -> {f}.csv.gz` and back). An explicit rule's cycle stays an error.
+        reverse (`{f}.csv -> {f}.csv.gz` and back). An explicit rule's cycle stays an error,
+        and so does a cut file that another step of the graph still writes.
         """
         for i, sid in enumerate(loop):
             maker = self.steps[loop[(i + 1) % len(loop)]]
@@ -193,6 +198,7 @@ class Resolver:
             if maker.rule.is_pattern and through and all(self._exists(p) for p in through):
                 for path in through:
                     self.producer[path] = None
+                    self._broken[path] = loop
                 return True
         return False
 
