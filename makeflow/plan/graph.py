@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -42,9 +42,13 @@ class Graph:
     targets: list[str] = field(default_factory=list)
 
 
-def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None) -> Graph:
-    """Build the graph for `targets` (file paths or rule names; empty means the default)."""
-    return Resolver(pipeline, stats or StatCache()).resolve(targets)
+def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None,
+            made: Callable[[], set[str]] | None = None) -> Graph:
+    """Build the graph for `targets` (file paths or rule names; empty means the default).
+
+    `made` lists the files makeflow recorded writing; it is asked only to break a cycle.
+    """
+    return Resolver(pipeline, stats or StatCache(), made).resolve(targets)
 
 
 class Resolver:
@@ -54,9 +58,12 @@ class Resolver:
     resolver got is kept in `probed`, so a saved graph can be checked against them.
     """
 
-    def __init__(self, pipeline: Pipeline, stats: StatCache):
+    def __init__(self, pipeline: Pipeline, stats: StatCache,
+                 made: Callable[[], set[str]] | None = None):
         self.pipeline = pipeline
         self.stats = stats
+        self._made = made
+        self._made_paths: set[str] | None = None
         self.explicit: dict[str, Rule] = {}
         self.patterns: list[tuple[Pattern, Rule]] = []
         self.steps: dict[str, Step] = {}
@@ -184,23 +191,42 @@ class Resolver:
         return upstream, sources
 
     def _break(self, loop: list[str]) -> bool:
-        """Read an existing file as a source where a pattern rule's step would close `loop`.
+        """Read existing files as sources where a pattern rule's step would close `loop`.
 
-        `loop[i]` reads from `loop[i + 1]` (the last from the first). The edge nearest the
-        target whose files all exist is cut, as make and Snakemake do for a rule beside its
-        reverse (`{f}.csv -> {f}.csv.gz` and back). An explicit rule's cycle stays an error,
-        and so does a cut file that another step of the graph still writes.
+        `loop[i]` reads from `loop[i + 1]` (the last from the first); an edge can be cut
+        when a pattern rule's step makes its files and they all exist, as make and
+        Snakemake do for a rule beside its reverse (`{f}.csv -> {f}.csv.gz` and back).
+        Once both files exist, the cut goes where makeflow did not write the files (the
+        user's own), so it stays put from build to build; else the edge nearest the
+        target. An explicit rules' cycle stays an error, and so does a cut file that
+        another step of the graph still writes.
         """
+        cuts = []
         for i, sid in enumerate(loop):
             maker = self.steps[loop[(i + 1) % len(loop)]]
             made = set(maker.outputs.paths)
             through = [p for p in self.steps[sid].inputs.paths if p in made]
             if maker.rule.is_pattern and through and all(self._exists(p) for p in through):
-                for path in through:
-                    self.producer[path] = None
-                    self._broken[path] = loop
-                return True
-        return False
+                cuts.append(through)
+        if not cuts:
+            return False
+        if len(cuts) > 1:
+            ours = self._recorded()
+            cuts.sort(key=lambda files: any(p in ours for p in files))  # stable: keeps order
+        for path in cuts[0]:
+            self.producer[path] = None
+            self._broken[path] = loop
+        return True
+
+    def _recorded(self) -> set[str]:
+        if self._made_paths is None:
+            self._made_paths = self._made() if self._made is not None else set()
+        return self._made_paths
+
+    @property
+    def broke_cycle(self) -> bool:
+        """Whether a cut was made; it may rest on the records, which the cache does not see."""
+        return bool(self._broken)
 
     def find(self, path: str, needed_by: Step | None) -> Step | None:
         """The step that makes `path`, or None when it is a source file that exists."""

@@ -16,7 +16,7 @@ import contextlib
 import marshal
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,25 @@ NAME = "graph.cache"
 FORMAT = 2  # raise whenever resolution (graph.py) decides differently
 
 
-def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache,
-                   folder: Path) -> tuple[Graph, str]:
+def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Path,
+                   made: Callable[[], set[str]] | None = None) -> tuple[Graph, str]:
     """The graph for `key` (see `cache_key`), from the cache in `folder` when it holds,
-    and a digest of the graph, equal for equal graphs however they were found."""
+    and a digest of the graph, equal for equal graphs however they were found.
+
+    `made` lists the files makeflow recorded writing (see `Resolver._break`); a graph
+    whose cycle was cut with its help is not kept, since the cache could not tell when
+    the records change.
+    """
     path = folder / NAME
     found = _load(path, key, pipeline, stats)
     if found is not None:
         return found
-    resolver = Resolver(pipeline, stats)
+    resolver = Resolver(pipeline, stats, made)
     graph = resolver.resolve(key[-1])
-    return graph, _save(path, key, graph, resolver.probed)
+    if resolver.broke_cycle:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return graph, _save(path, key, graph, resolver.probed, write=not resolver.broke_cycle)
 
 
 def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
@@ -54,13 +62,16 @@ def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
     return (FORMAT, sys.version, rules, tuple(targets))
 
 
-def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool]) -> str:
+def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool],
+          write: bool = True) -> str:
     """Write the graph with the answers it rests on; return the graph's digest."""
     index = {sid: i for i, sid in enumerate(graph.steps)}
     rows = [_row(step) for step in graph.steps.values()]
     upstream = [[index[u] for u in ups] for ups in graph.upstream.values()]
     shape = (rows, upstream, graph.producer, graph.sources, graph.targets)
     digest = hash_bytes(repr(shape).encode("utf-8", "surrogateescape"))  # by value
+    if not write:
+        return digest
     existing = [p for p, found in probed.items() if found]
     missing = [p for p, found in probed.items() if not found]
     temp = path.with_name(f"{NAME}.{os.getpid()}.tmp")

@@ -40,3 +40,13 @@ def steps_with_outputs_below(pipeline: Pipeline, folder: str,
             if record is not None and any(p.startswith(prefix) for p in record.outputs):
                 found[sid] = None
     return sorted(found)
+
+
+def recorded_outputs(state: StateStore) -> set[str]:
+    """Every file a step's last successful run wrote, as the records say."""
+    found: set[str] = set()
+    for sid in state.step_ids:
+        record = state.record(sid)
+        if record is not None:
+            found.update(record.outputs)
+    return found

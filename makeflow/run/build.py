@@ -15,6 +15,7 @@ from makeflow.define.loader import Pipeline
 from makeflow.plan import uptodate
 from makeflow.plan.graph import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
+from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan
 from makeflow.run.executors import Executor, ExecutorFactory
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -94,7 +95,8 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     stats = fs.StatCache()
     digests = Digests(state, stats)
     rules = cache_key(pipeline, targets)
-    graph, shape = resolve_cached(pipeline, rules, stats, state.dir)
+    graph, shape = resolve_cached(pipeline, rules, stats, state.dir,
+                                  lambda: recorded_outputs(state))
     # The rules' files, in order, as well as the graph: a step's inputs listed in another
     # order change its fingerprint, though not the shape of the graph.
     key = (rules, shape, uptodate.recipes_key(pipeline))

@@ -17,6 +17,7 @@ from makeflow.define.loader import Pipeline
 from makeflow.define.patterns import compile_pattern
 from makeflow.errors import UserError
 from makeflow.plan.graph import Resolver, resolve
+from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests
 from makeflow.store import fs
 from makeflow.store.lock import ProjectLock
@@ -85,7 +86,7 @@ def _steps(pipeline: Pipeline, targets: list[str], upstream: bool, stats: fs.Sta
             wanted.append(name)
     if not wanted:
         return list(own)
-    graph = resolve(pipeline, wanted, stats)
+    graph = resolve(pipeline, wanted, stats, lambda: recorded_outputs(state))
     if upstream:
         return list(dict.fromkeys([*own, *graph.steps]))
     for target in graph.targets:
