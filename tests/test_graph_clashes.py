@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from makeflow import BuildOptions, build, load
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
 from makeflow.plan.graph import resolve
 from makeflow.store.fs import StatCache
+from makeflow.ui.plain import PlainReporter
 
 
 def user_error(done, *needles: str) -> str:
@@ -222,3 +224,50 @@ def test_an_explicit_cycle_is_an_error_even_when_the_files_exist(project):
     project.write("y.txt", "y")
 
     user_error(project.run("build", "a"), "cycle")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(2, 3).flatmap(lambda k: st.tuples(
+    st.just(k), st.sets(st.integers(0, k - 1), min_size=1), st.integers(0, k - 1),
+    st.integers(0, k - 1))))
+def test_a_ring_of_pattern_rules_builds_once_and_then_stays_put(tmp_path_factory, case):
+    """Property: with pattern rules in a ring (x.e0 -> x.e1 -> ... -> x.e0), a reader of
+    one of its files, and some of the files present, a build either is refused or
+    settles: no file is both read as a source and written, no source file changes, the
+    next build runs nothing, and an edit of a source reruns only what reads it."""
+    k, present, target, read = case
+    root = tmp_path_factory.mktemp("ring")
+    lines = ["from makeflow import rule",
+             f'rule("read", inputs="{{f}}.e{read}", outputs="{{f}}.r", '
+             'shell="cp {inputs} {outputs}")']
+    for i in range(k):
+        j = (i + 1) % k
+        lines.append(f'rule("to{j}", inputs="{{f}}.e{i}", outputs="{{f}}.e{j}", '
+                     f'shell="cp {{inputs}} {{outputs}}")')
+    (root / "Makeflow.py").write_text("\n".join(lines) + "\n")
+    for i in present:
+        (root / f"x.e{i}").write_text(f"user {i}\n")
+    targets = ["x.r", f"x.e{target}"]
+    try:
+        first = _build(root, targets)
+    except UserError:
+        return
+    graph = first.plan.graph
+    sources = set(graph.sources)
+    assert not sources & set(graph.producer), (sources, graph.producer)
+    kept = {p: (root / p).read_text() for p in sources}
+    assert _build(root, targets).ran == []
+    assert {p: (root / p).read_text() for p in sources} == kept
+    for p in sources:
+        (root / p).write_text("edited\n")
+    _build(root, targets)
+    assert {p: (root / p).read_text() for p in sources} == dict.fromkeys(sources, "edited\n")
+    assert _build(root, targets).ran == []
+
+
+def _build(root, targets):
+    with open(os.devnull, "w") as out:
+        result = build(load(root / "Makeflow.py"), targets, BuildOptions(jobs=1),
+                       PlainReporter(out))
+    assert result.ok, result.failed
+    return result
