@@ -107,6 +107,19 @@ def test_an_output_under_a_symlinked_folder_leading_outside_is_refused(inside, t
     assert list(elsewhere.iterdir()) == []
 
 
+def test_an_output_that_is_a_symlink_leading_outside_is_refused(inside, tmp_path):
+    (tmp_path / "theirs.txt").write_text("not yours")
+    os.symlink(tmp_path / "theirs.txt", inside.root / "x.txt")
+    inside.rules("""\
+        from makeflow import rule
+
+        rule("r", outputs="x.txt", shell="echo hi > {outputs}", stage=False)
+    """)
+
+    user_error(inside.run("build"), "x.txt", "outside the project")
+    assert (tmp_path / "theirs.txt").read_text() == "not yours"
+
+
 def test_a_cached_graph_does_not_skip_the_symlink_check(inside, tmp_path):
     inside.rules("""\
         from makeflow import rule

@@ -402,10 +402,10 @@ def refuse_outputs_outside(steps: Iterable[Step], root: str) -> None:
     boundary = Boundary(root)
     for step in steps:
         for path in step.outputs.paths:
-            if not boundary.holds(path):
+            if not boundary.holds_writing(path):
                 raise UserError(
-                    f"{step.id} would write {path}, whose folder is a symbolic link that "
-                    "leads outside the project folder",
+                    f"{step.id} would write {path}, which leads outside the project folder "
+                    "through a symbolic link",
                     where=step.rule.where,
                     hint="Point the link at a folder inside the project, or declare the "
                          "output at its real place inside it.",

@@ -99,9 +99,17 @@ class Boundary:
         inside = self._folders.get(folder)
         if inside is None:
             real = os.path.realpath(folder or ".")
-            inside = self._folders[folder] = (
-                real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep))
+            inside = self._folders[folder] = self._inside(real)
         return inside
+
+    def holds_writing(self, path: str) -> bool:
+        """`holds`, and `path` is not itself a symlink that leads outside (a step writing
+        in place would write through it)."""
+        return self.holds(path) and (
+            not os.path.islink(path) or self._inside(os.path.realpath(path)))
+
+    def _inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
 
 
 _UNSEEN = object()
