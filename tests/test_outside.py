@@ -69,6 +69,8 @@ def test_an_absolute_target_inside_is_taken_as_relative(inside):
     assert done.code == 0, done.text
     assert inside.read("sub/a.out") == "made\n"
     assert "make[name=sub/a]" in inside.run("why", "sub/a.out").out
+    why = inside.run("why", str(inside.root / "sub" / "a.out"))
+    assert "made by make[name=sub/a]" in why.out and "up to date" in why.out, why.text
 
 
 def test_a_wildcard_value_of_dot_dot_is_refused(inside):

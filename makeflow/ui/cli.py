@@ -172,7 +172,8 @@ def why_command(rules_file: str | None, directory: str | None, overrides: tuple[
                 file: str) -> None:
     """Explain whether FILE is up to date, and what would rebuild it."""
     pipeline = open_pipeline(rules_file, directory, overrides)
-    plan = status(pipeline, [file])
+    plan = status(pipeline, [file])  # refuses a path outside the project
+    file = _in_project(file, pipeline)
     whole = plan
     path = os.path.normpath(file)
     if file not in plan.graph.steps and path not in plan.graph.producer:
@@ -193,6 +194,19 @@ def why_command(rules_file: str | None, directory: str | None, overrides: tuple[
                            "no rule makes it as a whole")
                 return
     click.echo(explain(plan, file, whole))
+
+
+def _in_project(file: str, pipeline: Pipeline) -> str:
+    """An absolute path inside the project as the relative path the graph knows it by."""
+    if not os.path.isabs(file):
+        return file
+    root = str(pipeline.root)
+    for base, full in ((os.path.abspath(root), file),
+                       (os.path.realpath(root), os.path.realpath(file))):
+        rel = os.path.relpath(full, base)
+        if rel != ".." and not rel.startswith("../"):
+            return rel
+    return file
 
 
 def explain(plan: Plan, target: str, whole: Plan) -> str:
