@@ -1,4 +1,4 @@
-"""Running steps: parallelism, staging, failures, crashes, logs and file names."""
+"""Running steps: parallelism, outputs in place, failures, crashes, logs and file names."""
 
 from __future__ import annotations
 
@@ -145,11 +145,11 @@ def test_interrupted_build_leaves_the_previous_output_and_reruns(project):
     assert proc.returncode == 130, out
     assert "stopped by SIGINT while running slow" in out
     assert project.read("out.txt") == "v1"
-    assert not list((project.root / ".makeflow").glob("stage/**/out.txt"))
+    assert not list((project.root / ".makeflow").glob("aside/*"))
     assert "command changed" in project.run("status").out
 
 
-def test_failed_step_keeps_the_old_output_when_staged(project):
+def test_failed_step_keeps_the_old_output(project):
     project.write("in.txt", "v1")
     project.rules('from makeflow import rule\n'
                   'rule("s", inputs="in.txt", outputs="out.txt", shell="cp {inputs} {outputs}")\n')
@@ -163,7 +163,7 @@ def test_failed_step_keeps_the_old_output_when_staged(project):
     assert project.read("out.txt") == "v1"
 
 
-def test_unstaged_failed_step_has_its_outputs_deleted(project):
+def test_stage_false_is_accepted_and_a_failed_steps_new_outputs_are_deleted(project):
     project.write("in.txt", "v1")
     project.rules('from makeflow import rule\n'
                   'rule("s", inputs="in.txt", outputs="out.txt", stage=False,\n'
@@ -173,10 +173,10 @@ def test_unstaged_failed_step_has_its_outputs_deleted(project):
     assert not project.exists("out.txt")
 
 
-def test_unstaged_step_writes_its_own_file_names(project):
+def test_step_writes_its_own_file_names(project):
     project.write("in.txt", "v1")
     project.rules('from makeflow import rule\n'
-                  'rule("s", inputs="in.txt", outputs="out.txt", stage=False,\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt",\n'
                   '     shell="cp in.txt out.txt")\n')
     assert ran(project.build()) == {"s"}
     assert ran(project.build()) == set()

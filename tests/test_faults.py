@@ -40,7 +40,7 @@ def gone(pid: int) -> bool:
 SLOW = """
 from makeflow import rule
 rule("quick", inputs="in.txt", outputs="quick.txt", shell="cp {inputs} {outputs}")
-rule("slow", inputs="quick.txt", outputs="slow.txt", stage=False,
+rule("slow", inputs="quick.txt", outputs="slow.txt",
      shell="cp {inputs} slow.txt; echo $$ > pid; sleep 30")
 """
 
@@ -74,7 +74,7 @@ def test_signal_stops_the_step_group_and_names_it(project, sig, code):
     assert f"stopped by {signal.Signals(sig).name} while running slow" in out
     assert "1 steps that finished are recorded" in out
     wait_for(lambda: gone(int(project.read("pid"))) and gone(int(project.read("child"))))
-    assert not project.exists("slow.txt")  # an unstaged step's partial output is removed
+    assert not project.exists("slow.txt")  # a stopped step's partial output is removed
     assert "Traceback" not in out
 
 
@@ -157,7 +157,7 @@ def test_unwritable_output_folder_fails_the_step_with_the_os_error(project):
     project.write("in.txt", "x")
     project.write("blocked", "a file where a folder should be")
     project.rules('from makeflow import rule\n'
-                  'rule("a", inputs="in.txt", outputs="blocked/a.txt", stage=False,\n'
+                  'rule("a", inputs="in.txt", outputs="blocked/a.txt",\n'
                   '     shell="cp {inputs} {outputs}")\n')
     done = project.run("build")
     assert done.code == 1

@@ -189,7 +189,8 @@ def test_changes_during_a_build_queue_exactly_one_more(project, watching):
     w = watching()
 
     rewrite(project.root / "in.txt", "1")
-    until(lambda: (project.root / ".makeflow/stage").exists(), what="the step to start")
+    # the step sets its previous output aside as it starts
+    until(lambda: (project.root / ".makeflow/aside").exists(), what="the step to start")
     for i in range(2, 12):
         rewrite(project.root / "in.txt", str(i))
         time.sleep(0.02)
@@ -213,7 +214,7 @@ def test_an_editor_replacing_a_file_is_seen(copying, watching):
 def test_swap_files_outputs_and_state_do_not_trigger_builds(copying, watching):
     w = watching()
     for name in ("data/.raw.csv.swp", "data/raw.csv~", "data/4913", "data/.#raw.csv",
-                 ".git/index", ".makeflow/stage/x", "out/copy.txt", "data/unrelated.txt"):
+                 ".git/index", ".makeflow/aside/x", "out/copy.txt", "data/unrelated.txt"):
         copying.write(name, "noise\n")
     os.replace(copying.root / "data/raw.csv~", copying.root / "data/raw.csv.bak")
     w.stays_quiet()
@@ -370,7 +371,7 @@ def test_what_each_path_means(copying):
     assert at("data/raw.csv") == SOURCE and at("scripts/tool.sh", gone=True) == SOURCE
     assert at("data") == SOURCE  # the folder itself, removed or replaced
     for ignored in ("out/copy.txt", "data/.raw.csv.swp", "data/raw.csv~", "data/.#raw.csv",
-                    "data/4913", ".makeflow/stage/copy/out/copy.txt", ".git/HEAD",
+                    "data/4913", ".makeflow/aside/out%2Fcopy.txt", ".git/HEAD",
                     "data/raw.csv.makeflow-1a2b3c4d", "data/other.csv"):
         assert at(ignored) is None, ignored
     assert ws.kind("/elsewhere/raw.csv") is None

@@ -42,7 +42,6 @@ class Rule:
     func: Callable[..., Any] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     default: bool = False
-    stage: bool = True
     retries: int = 0
     timeout: float | None = None  # seconds
     always: bool = False
@@ -103,13 +102,15 @@ def rule(
     `rule("all", inputs=[...])` with no outputs and no action is an alias. As a decorator,
     `@rule(inputs=..., outputs=...)` names the rule after the function.
 
-    Options: `default` (what a bare `makeflow build` builds), `stage=False` (the step writes
-    its outputs in place), `retries=N` (rerun a failing step up to N times), `timeout`
-    (stop a step running longer, e.g. "10m"), `always` (stale on every build) and
-    `max_age` (stale once its last run is older, e.g. "24h").
+    Options: `default` (what a bare `makeflow build` builds), `retries=N` (rerun a
+    failing step up to N times), `timeout` (stop a step running longer, e.g. "10m"),
+    `always` (stale on every build) and `max_age` (stale once its last run is older, e.g.
+    "24h"). `stage=` is accepted and ignored, for rules written when outputs were staged:
+    steps always write their outputs in place now.
     """
     where = _caller()
-    options = {"default": default, "stage": stage, "retries": retries, "timeout": timeout,
+    del stage  # see the docstring
+    options = {"default": default, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
@@ -171,7 +172,6 @@ def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
                         where=where)
     return {
         "default": bool(options["default"]),
-        "stage": bool(options["stage"]),
         "retries": retries,
         "timeout": _duration(options["timeout"], "timeout", label, where),
         "always": bool(options["always"]),

@@ -20,7 +20,7 @@ from makeflow.plan.staleness import Digests, Plan, make_plan
 from makeflow.run.executors import Executor, ExecutorFactory
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
-from makeflow.store import fs
+from makeflow.store import aside, fs
 from makeflow.store.lock import ProjectLock, ReadOnlyFolder
 from makeflow.store.state import StateStore
 
@@ -44,10 +44,25 @@ def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             if not options.dry_run:
                 raise
             # a dry run writes nothing: in a read-only checkout it plans without the lock
+        else:
+            if not options.dry_run:
+                _recover(reporter)
         result = _build(pipeline, targets, options, reporter, executor)
     result.seconds = time.monotonic() - started
     reporter.finished(result)
     return result
+
+
+def _recover(reporter: Reporter) -> None:
+    """Put back the outputs a killed build had set aside: before planning, so the plan
+    sees the good files, and under the lock, so no step of another build is running."""
+    restored = aside.recover()
+    if restored:
+        reporter.warning(
+            f"put back {len(restored)} output(s) that a stopped build had set aside "
+            f"while their step ran: {', '.join(restored[:5])}"
+            + (" ..." if len(restored) > 5 else "")
+        )
 
 
 def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,

@@ -1,5 +1,5 @@
-"""A finished step's files settled where it ended: outputs checked, moved into place from
-staging and hashed, and inputs checked for a change while it ran.
+"""A finished step's files settled where it ended: outputs checked and hashed, the previous
+ones it replaced dropped, and inputs checked for a change while it ran.
 
 This runs in the thread that saw the step end, so it touches files only, never the state
 store or the build's digests.
@@ -13,26 +13,26 @@ from dataclasses import dataclass, field
 
 from makeflow.plan.graph import Step
 from makeflow.run.executors import Job, JobResult
-from makeflow.store import fs
+from makeflow.store import aside, fs
 from makeflow.store.hashing import hash_path
-from makeflow.store.state import STATE_DIR, FileRecord
-
-STAGE = os.path.join(STATE_DIR, "stage")
+from makeflow.store.state import FileRecord
 
 
 @dataclass
 class Running:
-    """A submitted step: its job, and the stat of each input when it started."""
+    """A submitted step: its job, the stat of each input when it started, and its previous
+    outputs, set aside while it runs."""
 
     step: Step
     job: Job
     before: dict[str, fs.Stat | None]
+    previous: list[aside.Pair] = field(default_factory=list)
 
 
 @dataclass
 class Landed:
     """What the thread that saw a step end found: the job's result, and for a success
-    its outputs, moved into place and hashed, and any input that changed while it ran."""
+    its outputs, hashed, and any input that changed while it ran."""
 
     result: JobResult
     error: str = ""
@@ -40,18 +40,20 @@ class Landed:
     moved: str | None = None
 
 
-def land(running: Running, result: JobResult, folders: fs.Folders) -> Landed:
-    """Settle a step's files where it ended: check its outputs, move staged ones into
-    place, hash them, and see whether an input changed while it ran.
+def land(running: Running, result: JobResult) -> Landed:
+    """Settle a step's files where it ended: check its outputs, drop the previous ones,
+    hash the new ones, and see whether an input changed while it ran.
 
     Touches files only, never the state store or the digests of the build's thread.
     """
     if not result.ok:
         return Landed(result, result.error or "failed")
     step = running.step
-    error = place_outputs(step, running.job, folders)
+    error = check_outputs(step)
     if error:
         return Landed(result, error)
+    if running.previous:
+        aside.drop(running.previous)
     try:
         outputs = {p: file_record(p) for p in step.outputs.paths}
     except OSError as exc:
@@ -60,22 +62,11 @@ def land(running: Running, result: JobResult, folders: fs.Folders) -> Landed:
     return Landed(result, "", outputs, moved)
 
 
-def place_outputs(step: Step, job: Job, folders: fs.Folders) -> str:
-    """Check every declared output exists, then move staged ones into place."""
-    for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
-        if not os.path.lexists(staged):
-            hint = "" if not step.rule.stage else (
-                " (a step must write to the path it is given: {outputs} or "
-                "step.outputs; or mark the rule stage=False)"
-            )
-            return f"succeeded but did not create its output {final}{hint}"
-    if step.rule.stage:
-        for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=True):
-            try:
-                folders.make_parent(final)
-                fs.replace(staged, final)
-            except OSError as exc:
-                return f"could not move its output into place at {final}: {os_error(exc)}"
+def check_outputs(step: Step) -> str:
+    """'' when every declared output exists, else what is missing."""
+    for path in step.outputs.paths:
+        if not os.path.lexists(path):
+            return f"succeeded but did not create its output {path}"
     return ""
 
 

@@ -46,8 +46,20 @@ class BuildResult:
         return not self.failed
 
 
+SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.=,")
+LONGEST = 160  # characters of a log's name before its digest
+
+
 def _safe_name(step_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=," else "_" for c in step_id)
+    """A file name for the step's log, one per step: the id with every other character as
+    `_`, plus a digest of the id when that lost anything (`up[n=a b]` and `up[n=a_b]`
+    both read `up_n=a_b_`), so no two steps share a log."""
+    safe = "".join(c if c in SAFE else "_" for c in step_id)
+    if safe == step_id and len(safe) <= LONGEST:
+        return safe
+    from makeflow.store.hashing import hash_text
+
+    return f"{safe[:LONGEST]}-{hash_text(step_id)[:16]}"
 
 
 def log_path(step_id: str) -> str:

@@ -2,17 +2,16 @@
 
 Submit every ready step (all its upstream steps done) while a job slot is free (Python
 steps up to the executor's `depth` per slot, so it can send them in batches); when one
-finishes, the thread that saw it end moves its staged outputs into place and hashes them,
-and hands the step to this loop through a queue; the loop records it and checks each step
-waiting on it again, so a rerun whose outputs came out identical makes nothing after it
-run (early cutoff). A failed step with `retries` left runs again after a backoff. The state store,
-the digests and the plan are used by this loop's thread only.
-"""
+finishes, the thread that saw it end checks and hashes its outputs (written in place, the
+previous ones set aside until then), and hands the step to this loop through a queue; the
+loop records it and checks each step waiting on it again, so a rerun whose outputs came
+out identical makes nothing after it run (early cutoff). A failed step with `retries` left
+runs again after a backoff. The state store, the digests and the plan are used by this
+loop's thread only."""
 
 from __future__ import annotations
 
 import heapq
-import os
 import queue
 import signal
 import time
@@ -20,16 +19,15 @@ from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.recipe import substitute
-from makeflow.define.rules import Files
 from makeflow.errors import Interrupted, Terminated
 from makeflow.plan.graph import Graph, Step
 from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
 from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
-from makeflow.run.landing import STAGE, Landed, Running, land, os_error
+from makeflow.run.landing import Landed, Running, land, os_error
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
-from makeflow.run.slots import JobSlots, StageSlots
-from makeflow.store import fs
+from makeflow.run.slots import JobSlots
+from makeflow.store import aside, fs
 from makeflow.store.state import StateStore, StepRecord, StoreError
 
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
@@ -55,7 +53,8 @@ class Run:
         self.slots_in_use = JobSlots(options.jobs, 1)
         self.stopping = False
         self.folders = fs.Folders()
-        self.slots = StageSlots()
+        self.aside = aside.Aside()
+        self.asides: dict[str, list[aside.Pair]] = {}  # the previous outputs, by step
 
     def _only_stale(self, graph: Graph, stale: dict[str, list[str]]) -> None:
         """Schedule the stale steps only: the others are done before the build starts.
@@ -78,7 +77,6 @@ class Run:
     def run(self, make_executor: ExecutorFactory) -> None:
         self.reporter.started(self.plan)
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
-        fs.remove(STAGE)  # whatever a killed build left there
         executor = make_executor(self.pipeline, self.options)
         self.slots_in_use = JobSlots(self.options.jobs, getattr(executor, "depth", 1))
         try:
@@ -90,7 +88,6 @@ class Run:
             raise self._interrupted(exc, stopped) from None
         finally:
             executor.shutdown(kill=bool(self.running))
-            fs.remove(STAGE)
             self._flush()
         r = self.result
         settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh}
@@ -110,11 +107,21 @@ class Run:
         )
 
     def _discard(self, stopped: list[Step]) -> None:
-        """Remove what interrupted unstaged steps wrote (staged files go with the stage)."""
+        """Remove what interrupted steps wrote, and put back every previous output set
+        aside: also those of a step the interrupt caught between its start and its entry
+        in `running`, and of steps that never started."""
         for step in stopped:
-            if not step.rule.stage:
-                for path in step.outputs.paths:
-                    fs.remove(path)
+            for path in step.outputs.paths:
+                fs.remove(path)
+        for pairs in self.asides.values():
+            aside.put_back(pairs)
+        self.asides.clear()
+
+    def _put_back(self, step: Step) -> None:
+        """The step did not succeed: its previous outputs, set aside, go back in place."""
+        pairs = self.asides.pop(step.id, None)
+        if pairs:
+            aside.put_back(pairs)
 
     def _loop(self, executor: Executor) -> None:
         while self.ready or self.running or self.retry_at:
@@ -152,7 +159,7 @@ class Run:
                 continue  # cancelled by this loop, already taken back
             running = self._taken_back(future)
             if landed is None:  # cancelled by the executor: the step did not run
-                self.slots.give_back(running.step.id)
+                self._put_back(running.step)
             else:
                 finished.append((running, landed))
         return finished
@@ -205,7 +212,13 @@ class Run:
         except OSError as exc:
             self._failed(step, None, f"cannot prepare its output folder: {os_error(exc)}")
             return
-        running = Running(step, job, {p: self.digests.stat(p) for p in step.inputs.paths})
+        try:
+            pairs = self._set_aside(step)
+        except OSError as exc:
+            self._failed(step, None, f"cannot set its previous output aside: {os_error(exc)}")
+            return
+        running = Running(step, job, {p: self.digests.stat(p) for p in step.inputs.paths},
+                          pairs)
         future = executor.submit(job)
         self.running[future] = running
         self.slots_in_use.take(job.command is None)
@@ -219,7 +232,7 @@ class Run:
             self.landed.put((future, None))
             return
         try:
-            landed = land(running, _result_of(future), self.folders)
+            landed = land(running, _result_of(future))
         except Exception as exc:  # the step fails, the build goes on
             now = time.time()
             landed = Landed(JobResult(False, now, now), f"makeflow failed: {exc!r}")
@@ -233,7 +246,7 @@ class Run:
         return reasons(step, self.state, self.digests, now=self.options.clock())
 
     def _job(self, step: Step, attempt: int) -> Job:
-        outputs = self._staged(step) if step.rule.stage else step.outputs
+        outputs = step.outputs
         for path in outputs.paths:
             self.folders.make_parent(path)
         command = None
@@ -244,21 +257,25 @@ class Run:
         return Job(step.id, step.rule.name, log, command, step.inputs, outputs,
                    params_of(step), dict(step.wildcards), step.rule.timeout, attempt)
 
-    def _staged(self, step: Step) -> Files:
-        """Staging paths for the outputs, keeping their file names (tools read extensions)."""
-        slot = self.slots.take(step.id)
-        names = [os.path.basename(p) for p in step.outputs.paths]
-        if len(set(names)) < len(names):  # a/x.txt and b/x.txt: one sub-folder each
-            names = [os.path.join(str(i), n) for i, n in enumerate(names)]
-        return Files(tuple(os.path.join(slot, n) for n in names), step.outputs.names)
+    def _set_aside(self, step: Step) -> list[aside.Pair]:
+        """Move the step's existing outputs aside, so it starts with none (a folder output
+        starts empty) and a failure can put them back. The stats of the plan say which
+        exist: an output that does not costs no system call."""
+        stats = self.digests.stats
+        existing = [p for p in step.outputs.paths if stats.get(p) is not None]
+        if not existing:
+            return []
+        for path in existing:
+            self.digests.forget(path)
+        pairs = self.asides[step.id] = self.aside.set_aside(existing)
+        return pairs
 
     def _finish(self, running: Running, landed: Landed) -> None:
         step, job = running.step, running.job
         if landed.error:
             self._failed(step, job, landed.error)
             return
-        if step.rule.stage:
-            self.slots.give_back(step.id)
+        self.asides.pop(step.id, None)  # dropped by `land`
         for final in step.outputs.paths:
             self.digests.forget(final)
         self.digests.learn(landed.outputs)
@@ -290,14 +307,10 @@ class Run:
         return ""
 
     def _failed(self, step: Step, job: Job | None, error: str) -> None:
-        if step.rule.stage and job is not None:
-            for path in job.outputs.paths:
-                fs.remove(path)
-            self.slots.give_back(step.id)
-        if not step.rule.stage:
-            for path in step.outputs.paths:
-                fs.remove(path)
-                self.digests.forget(path)
+        for path in step.outputs.paths:
+            fs.remove(path)
+            self.digests.forget(path)
+        self._put_back(step)
         attempt = self.attempts.get(step.id, 1)
         if attempt <= step.rule.retries and not self.stopping:
             delay = min(BACKOFF * 2 ** (attempt - 1), BACKOFF_CAP)
@@ -318,7 +331,7 @@ class Run:
         for future, running in list(self.running.items()):
             if future.cancel():
                 self._taken_back(future)
-                self.slots.give_back(running.step.id)
+                self._put_back(running.step)
 
     def _done(self, sid: str, how: str) -> None:
         if not self.graph.steps[sid].rule.is_alias:

@@ -1,10 +1,6 @@
-"""How many steps may run at once (job slots), and the staging folders they write into."""
+"""How many steps may run at once: the job slots."""
 
 from __future__ import annotations
-
-import os
-
-from makeflow.run.landing import STAGE
 
 
 class JobSlots:
@@ -36,31 +32,3 @@ class JobSlots:
             self.python -= 1
         else:
             self.shell -= 1
-
-
-class StageSlots:
-    """Staging folders, one per running step, reused once its outputs moved into place.
-
-    Making and removing a folder for every step costs two system calls per step; a build
-    needs only as many slots as steps run at once.
-    """
-
-    def __init__(self) -> None:
-        self.free: list[str] = []
-        self.used: dict[str, str] = {}
-        self.count = 0
-
-    def take(self, step_id: str) -> str:
-        if self.free:
-            slot = self.free.pop()
-        else:
-            self.count += 1
-            slot = os.path.join(STAGE, str(self.count))
-            os.makedirs(slot, exist_ok=True)
-        self.used[step_id] = slot
-        return slot
-
-    def give_back(self, step_id: str) -> None:
-        slot = self.used.pop(step_id, None)
-        if slot is not None:
-            self.free.append(slot)

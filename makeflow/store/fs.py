@@ -56,7 +56,8 @@ def replace(src: str, dst: str) -> None:
 
     A file is renamed over its old copy atomically. A directory cannot be renamed over a
     non-empty one, so the old tree is first renamed aside, then removed. Across file systems
-    the new content is copied next to `dst` first and then renamed into place.
+    the new content is copied next to `dst` first and then renamed into place; a copy that
+    fails is removed, so no `NAME.makeflow-XXXXXXXX` is left behind.
     """
     try:
         _rename_over(src, dst)
@@ -64,11 +65,15 @@ def replace(src: str, dst: str) -> None:
         if exc.errno != errno.EXDEV:
             raise
         near = f"{dst}.makeflow-{os.urandom(4).hex()}"
-        if os.path.isdir(src):
-            shutil.copytree(src, near, symlinks=True)
-        else:
-            shutil.copy2(src, near)
-        _rename_over(near, dst)
+        try:
+            if os.path.isdir(src):
+                shutil.copytree(src, near, symlinks=True)
+            else:
+                shutil.copy2(src, near)
+            _rename_over(near, dst)
+        except BaseException:  # a full disk, or a signal: no partial copy stays behind
+            remove(near)
+            raise
         remove(src)
 
 
