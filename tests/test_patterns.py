@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from makeflow import expand, glob_wildcards
 from makeflow.define.patterns import compile_pattern
-from makeflow.define.recipe import shell_command
+from makeflow.define.placeholders import shell_command
 from makeflow.define.rules import Files
 from makeflow.run.executors.jobs import argv_for
 from makeflow.store.hashing import hash_file, hash_text, hash_tree

@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from makeflow.errors import UserError
 
 CONFIG_FILE = "makeflow.toml"
+SETTINGS = "makeflow"  # the table of makeflow's own settings; --set leaves it alone
+DEFAULT_SHELL = "bash"
+DEFAULT_PREFIX = "set -euo pipefail;"
+
+
+@dataclass(frozen=True)
+class Shell:
+    """How shell steps run: `program -c "prefix<newline>command"`.
+
+    By default bash with `set -euo pipefail`, so a command fails when any of its lines or
+    any stage of a pipeline fails, or when it reads an unset variable, as Snakemake does.
+    """
+
+    program: str = DEFAULT_SHELL
+    prefix: str = DEFAULT_PREFIX
+
+
+def shell_settings(data: dict[str, Any], root: Path) -> Shell:
+    """`shell` and `shell_prefix` from the `[makeflow]` table of makeflow.toml."""
+    table = data.get(SETTINGS, {})
+    where = str(root / CONFIG_FILE)
+    if not isinstance(table, dict):
+        raise UserError(f"{CONFIG_FILE}: [{SETTINGS}] must be a table of settings",
+                        where=where, hint=f'For example:\n[{SETTINGS}]\nshell = "bash"')
+    program = table.get("shell", DEFAULT_SHELL)
+    prefix = table.get("shell_prefix", DEFAULT_PREFIX)
+    if not isinstance(program, str) or not program.strip():
+        raise UserError(f"{CONFIG_FILE}: [{SETTINGS}] shell must name a shell, not {program!r}",
+                        where=where, hint='For example: shell = "bash" (or "sh", "zsh").')
+    if not isinstance(prefix, str):
+        raise UserError(
+            f"{CONFIG_FILE}: [{SETTINGS}] shell_prefix must be a string, not {prefix!r}",
+            where=where, hint='For example: shell_prefix = "set -euo pipefail;"',
+        )
+    return Shell(program.strip(), prefix)
 
 
 class Config(dict):
@@ -89,6 +125,12 @@ def _apply(data: dict[str, Any], item: str) -> None:
             hint="For example: --set train.alpha=0.3",
         )
     *parents, leaf = key.split(".")
+    if (parents or [leaf])[0] == SETTINGS:
+        raise UserError(
+            f"--set {key}: the [{SETTINGS}] table holds makeflow's own settings, which --set "
+            "does not change",
+            hint=f"Edit [{SETTINGS}] in {CONFIG_FILE} instead.",
+        )
     table = data
     for i, part in enumerate(parents):
         child = table.get(part)

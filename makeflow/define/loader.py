@@ -14,8 +14,8 @@ from typing import Any
 
 from makeflow import gcpause
 from makeflow.define import rules as rules_module
-from makeflow.define.config import config, load_config
-from makeflow.define.recipe import substitute
+from makeflow.define.config import Shell, config, load_config, shell_settings
+from makeflow.define.placeholders import substitute
 from makeflow.define.rules import Rule, freeze, wildcard_names
 from makeflow.errors import MakeflowError, UserError
 
@@ -30,6 +30,7 @@ class Pipeline:
     rules: tuple[Rule, ...]
     config: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
+    shell: Shell = field(default_factory=Shell)
 
     @property
     def root(self) -> Path:
@@ -69,6 +70,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...]) -> Pipeline:
     file = Path(file).resolve()
     root = file.parent
     values = load_config(root, list(overrides))
+    shell = shell_settings(values, root)
     before = dict(config)
     config.clear()
     config.update(values)
@@ -86,7 +88,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...]) -> Pipeline:
     _check_unique(rules)
     for r in rules:
         _check_placeholders(r)
-    return Pipeline(file, rules, values, tuple(overrides))
+    return Pipeline(file, rules, values, tuple(overrides), shell)
 
 
 def _execute(file: Path) -> None:

@@ -1,4 +1,5 @@
-"""What a step runs, and its digest: a shell command after substitution, or a function's code.
+"""What a step runs, and its digest: a shell command after substitution (filled in
+`placeholders.py`), or a function's code.
 
 A function's code is normalised through its syntax tree, so comments, formatting and the
 docstring do not count, while the module-level helpers and constants it uses do.
@@ -8,14 +9,12 @@ from __future__ import annotations
 
 import ast
 import os
-import shlex
 import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from makeflow.define.rules import Files, Rule
-from makeflow.errors import UserError
+from makeflow.define.rules import Files
 from makeflow.store.hashing import hash_text
 
 
@@ -32,24 +31,6 @@ class Named(list):
         except KeyError:
             raise AttributeError(f"no file is named {name!r}") from None
         return self[start] if stop - start == 1 else Named(self[start:stop])
-
-
-class Quoted(str):
-    """A string that formats shell-quoted, so `{inputs[0]}` is safe with any file name."""
-
-    def __format__(self, spec: str) -> str:
-        return shlex.quote(str(self))
-
-
-class QuotedList(Named):
-    """`{inputs}` is every path, quoted and space-separated; items and names stay quoted."""
-
-    def __format__(self, spec: str) -> str:
-        return " ".join(format(item) for item in self)
-
-    def __getattr__(self, name: str) -> Any:
-        value = super().__getattr__(name)
-        return QuotedList(value) if isinstance(value, list) else value
 
 
 class Values(dict):
@@ -87,41 +68,6 @@ def context(name: str, inputs: Files, outputs: Files, params: Mapping[str, Any],
         Values(params),
         Values(wildcards),
     )
-
-
-def shell_command(template: str, inputs: Files, outputs: Files, params: Mapping[str, Any],
-                  wildcards: Mapping[str, str]) -> str:
-    """Substitute `{inputs}`, `{outputs}`, `{params.X}`, `{wildcards.X}`, each value quoted.
-
-    Raises KeyError, AttributeError, IndexError or ValueError for a bad placeholder; the
-    caller names the rule.
-    """
-    return template.format(
-        inputs=QuotedList(map(Quoted, inputs.paths), inputs.names),
-        outputs=QuotedList(map(Quoted, outputs.paths), outputs.names),
-        params=Values({k: _quoted_value(v) for k, v in params.items()}),
-        wildcards=Values({k: Quoted(v) for k, v in wildcards.items()}),
-    )
-
-
-def substitute(rule: Rule, template: str, inputs: Files, outputs: Files,
-               wildcards: dict[str, str]) -> str:
-    try:
-        return shell_command(template, inputs, outputs, rule.params, wildcards)
-    except (KeyError, AttributeError, IndexError, ValueError) as exc:
-        raise UserError(
-            f"rule {rule.name}: its shell command has a placeholder that cannot be filled "
-            f"({type(exc).__name__}: {exc})",
-            where=rule.where,
-            hint="Use {inputs}, {outputs}, {inputs[0]}, {inputs.NAME}, {params.NAME} or "
-            "{wildcards.NAME}; write a literal brace as {{ or }}.",
-        ) from None
-
-
-def _quoted_value(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return QuotedList(Quoted(str(v)) for v in value)
-    return Quoted(str(value))
 
 
 _code_cache: dict[Callable[..., Any], str] = {}

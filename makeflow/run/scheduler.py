@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
-from makeflow.define.recipe import substitute
+from makeflow.define.placeholders import substitute
 from makeflow.errors import Interrupted, Terminated
 from makeflow.plan.graph import Graph, Step
 from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
@@ -255,7 +255,8 @@ class Run:
         log = log_path(step.id)
         self.folders.make_parent(log)
         return Job(step.id, step.rule.name, log, command, step.inputs, outputs,
-                   params_of(step), dict(step.wildcards), step.rule.timeout, attempt)
+                   params_of(step), dict(step.wildcards), step.rule.timeout, attempt,
+                   self.pipeline.shell)
 
     def _set_aside(self, step: Step) -> list[aside.Pair]:
         """Move the step's existing outputs aside, so it starts with none (a folder output

@@ -27,8 +27,9 @@ EDITOR_NAMES = re.compile(r"(\.sw[a-p]|~)$|^\.#|^#.*#$|^4913$")
 
 
 def is_noise(rel: str) -> bool:
-    """Paths no build reads: version control, makeflow's own state and staging, editors'
-    swap and temporary files, and the names `fs.replace` gives to files it moves aside."""
+    """Paths no build reads: version control, makeflow's own state (with the outputs of
+    running steps set aside there), editors' swap and temporary files, and the names
+    `fs.replace` gives to the copies it makes."""
     parts = rel.split("/")
     name = parts[-1]
     return (parts[0] == STATE_DIR or ".git" in parts or EDITOR_NAMES.search(name) is not None

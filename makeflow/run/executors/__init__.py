@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from makeflow.define.config import Shell
 from makeflow.define.rules import Files
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 class Job:
     """One step to run: a shell command, or a rule's function by name, writing to `log`.
 
-    `outputs` are the paths the step must write (staging paths when the rule stages).
+    `outputs` are the paths the step must write, as the rules declare them.
     """
 
     step_id: str
@@ -40,6 +41,7 @@ class Job:
     wildcards: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     attempt: int = 1  # later attempts append to the log of the earlier ones
+    shell: Shell = field(default_factory=Shell)  # how `command` runs
 
     def open_log(self) -> int:
         """The step's log as a file descriptor, opened for this attempt; a later attempt

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -16,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from makeflow.define.config import Shell
 from makeflow.define.recipe import context
 from makeflow.errors import StepError
 from makeflow.run.executors import Job, JobResult
@@ -32,19 +34,48 @@ SHELL_WORDS = {"cd", "export", "exit", "source", ".", "set", "unset", "eval", "e
                "false", "test", "echo", "printf", "trap", "shift", "return", "break"}
 
 
-def argv_for(command: str) -> list[str]:
-    """Run a plain command directly, as make does, and anything with shell syntax via sh.
+# One argument may not exceed 128 KiB on Linux (MAX_ARG_STRLEN), and all of them together
+# are limited too: a longer command runs from a script file.
+LONGEST_ARGUMENT = 64 * 1024
+ONLY_SET = re.compile(r"(\s*set(\s+[-+][A-Za-z]+(\s+[a-z]+)?)+\s*;?)*\s*")
 
-    Skipping `/bin/sh -c` halves the cost of starting a trivial step.
+
+BASH = Shell()
+
+
+def argv_for(command: str, shell: Shell = BASH) -> list[str]:
+    """Run a plain command directly, as make does, and anything with shell syntax through
+    the shell, its prefix first (`bash -c "set -euo pipefail;<newline>COMMAND"`).
+
+    Skipping the shell halves the cost of starting a trivial step. It is skipped only when
+    the prefix does nothing but `set` options, which cannot change how one plain command
+    runs; a prefix that sets a variable or sources a file runs before every command.
     """
-    if not (set(command) & SHELL_SYNTAX):
+    if not (set(command) & SHELL_SYNTAX) and ONLY_SET.fullmatch(shell.prefix):
         try:
             words = shlex.split(command)
         except ValueError:
             words = []
         if words and words[0] not in SHELL_WORDS and "=" not in words[0]:
             return words
-    return ["/bin/sh", "-c", command]
+    return [shell.program, "-c", script_of(command, shell)]
+
+
+def script_of(command: str, shell: Shell) -> str:
+    return f"{shell.prefix}\n{command}" if shell.prefix.strip() else command
+
+
+def _too_long(argv: list[str]) -> bool:
+    return sum(len(a) + 1 for a in argv) > LONGEST_ARGUMENT
+
+
+def _script_file(job: Job) -> str:
+    """Write the step's command, with the prefix, to a file beside its log; the path."""
+    path = f"{job.log}.sh"
+    assert job.command is not None
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(script_of(job.command, job.shell) + "\n")
+    return path
 
 
 class Processes:
@@ -95,16 +126,24 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         log = job.open_log()
     except OSError as exc:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
+    script = None
     try:
         os.write(log, f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
+        argv = argv_for(job.command, job.shell)
         try:
-            proc = StepProcess(argv_for(job.command), log, STEP_ENV)
+            if _too_long(argv):
+                script = _script_file(job)
+                argv = [job.shell.program, script]
+            proc = StepProcess(argv, log, STEP_ENV)
         except OSError as exc:
             os.write(log, f"makeflow: {exc}\n".encode())
             return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
         status = _wait(proc, job.timeout, processes)
     finally:
         os.close(log)
+        if script is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(script)
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s")
     return _shell_result(status, started)
