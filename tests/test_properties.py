@@ -64,17 +64,20 @@ COUNTS: collections.Counter[str] = collections.Counter()
 # ---------------------------------------------------------------------------------------------
 # What the generated steps do. Each shell op is a command template; TAG is the rule's own text,
 # so changing it changes the command. Each op has a pure-Python twin computing the same bytes.
+# A reader that stops early drains the rest of its pipe: under pipefail, a writer killed by
+# SIGPIPE fails the step.
 
 SHELL_OPS = {
     "cat": r"(printf '%s %s\n' TAG {params.p}; cat {inputs}) > {outputs[0]}",
     "upper": r"(printf '%s\n' TAG; cat {inputs} | tr a-z A-Z; printf '%s\n' {params.p})"
              r" > {outputs[0]}",
-    "head": r"(printf '%s:' TAG; cat {inputs} | head -c 2; printf ':%s\n' {params.p})"
+    "head": r"(printf '%s:' TAG; cat {inputs} | (head -c 2; cat > /dev/null);"
+            r" printf ':%s\n' {params.p})"
             r" > {outputs[0]}",
     "wc": r"(printf '%s ' TAG; cat {inputs} | wc -c | tr -d ' '; printf '%s\n' {params.p})"
           r" > {outputs[0]}",
     "const": r"printf '%s %s\n' TAG {params.p} > {outputs[0]}",
-    "split": r"cat {inputs} | head -c 1 > {outputs[0]} &&"
+    "split": r"cat {inputs} | (head -c 1; cat > /dev/null) > {outputs[0]} &&"
              r" (printf '%s %s\n' TAG {params.p}; cat {inputs} | tail -c +2) > {outputs[1]}",
 }
 
