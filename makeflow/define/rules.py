@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from makeflow.define.resources import DEFAULT, Resources, parse_resources
 from makeflow.errors import UserError
 
 RULE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -46,6 +47,7 @@ class Rule:
     timeout: float | None = None  # seconds
     always: bool = False
     max_age: float | None = None  # seconds
+    resources: Resources = DEFAULT
 
     @property
     def is_pattern(self) -> bool:
@@ -96,6 +98,7 @@ def rule(
     timeout: float | str | None = None,
     always: bool = False,
     max_age: float | str | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -105,13 +108,14 @@ def rule(
     Options: `default` (what a bare `makeflow build` builds), `retries=N` (rerun a
     failing step up to N times), `timeout` (stop a step running longer, e.g. "10m"),
     `always` (stale on every build) and `max_age` (stale once its last run is older, e.g.
-    "24h"). `stage=` is accepted and ignored, for rules written when outputs were staged:
-    steps always write their outputs in place now.
+    "24h"). `resources` says what one step needs, e.g. `{"cpus": 4, "mem_mb": 16000,
+    "gpus": 1}` (admission, not a limit). `stage=` is accepted and ignored, for rules
+    written when outputs were staged: steps always write their outputs in place now.
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
-               "always": always, "max_age": max_age}
+               "always": always, "max_age": max_age, "resources": resources}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -176,6 +180,7 @@ def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
         "timeout": _duration(options["timeout"], "timeout", label, where),
         "always": bool(options["always"]),
         "max_age": _duration(options["max_age"], "max_age", label, where),
+        "resources": parse_resources(options["resources"], label, where),
     }
 
 
