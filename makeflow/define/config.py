@@ -174,3 +174,27 @@ def _unknown(part: str, table: dict[str, Any], key: str) -> None:
     close = difflib.get_close_matches(name, [str(k) for k in table], n=1)
     hint = f"Did you mean {close[0]!r}?" if close else f"Add {key} to {CONFIG_FILE} first."
     raise UserError(f"--set {key}: {CONFIG_FILE} has no parameter {part!r}", hint=hint)
+
+
+SETTINGS = "makeflow"  # the table of makeflow.toml that configures makeflow itself
+
+
+def settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The `[makeflow]` table of a loaded config: how makeflow runs (executor, scheduler,
+    ...), as opposed to the values the pipeline reads. Empty when the file has none."""
+    table = data.get(SETTINGS, {})
+    if not isinstance(table, dict):
+        raise UserError(f"{CONFIG_FILE}: {SETTINGS} must be a table, [{SETTINGS}]",
+                        hint=f'For example:\n[{SETTINGS}]\nexecutor = "dask"')
+    return table
+
+
+def setting(data: dict[str, Any], key: str, choices: tuple[str, ...] = ()) -> str | None:
+    """One text setting of the `[makeflow]` table, checked; None when it is not set."""
+    value = settings(data).get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or (choices and value not in choices):
+        allowed = " or ".join(repr(c) for c in choices) if choices else "a string"
+        raise UserError(f"{CONFIG_FILE}: [{SETTINGS}] {key} = {value!r} must be {allowed}")
+    return value

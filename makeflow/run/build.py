@@ -17,7 +17,8 @@ from makeflow.plan.graph import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan
-from makeflow.run.executors import Executor, ExecutorFactory
+from makeflow.run.executors import ExecutorFactory
+from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
 from makeflow.store import aside, fs
@@ -27,10 +28,7 @@ from makeflow.store.state import StateStore
 __all__ = ["BuildOptions", "BuildResult", "build", "log_path", "status"]
 
 
-def local_executor(pipeline: Pipeline, options: BuildOptions) -> Executor:
-    from makeflow.run.executors.local import LocalExecutor  # only a build that runs steps needs it
-
-    return LocalExecutor(options.jobs, pipeline.file, pipeline.overrides)
+local_executor: ExecutorFactory = Choice("local")
 
 
 def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,

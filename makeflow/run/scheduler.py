@@ -26,7 +26,7 @@ from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
 from makeflow.run.landing import Landed, Running, land, os_error
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
-from makeflow.run.slots import JobSlots
+from makeflow.run.slots import JobSlots, slots_for
 from makeflow.store import aside, fs
 from makeflow.store.state import StateStore, StepRecord, StoreError
 
@@ -75,10 +75,15 @@ class Run:
                     self.downstream[up].append(sid)
 
     def run(self, make_executor: ExecutorFactory) -> None:
+        executor = make_executor(self.pipeline, self.options)
+        try:  # a step no worker can hold is a mistake found before anything runs
+            self.slots_in_use = slots_for(executor, self.options.jobs,
+                                          (self.graph.steps[s] for s in self.position))
+        except BaseException:
+            executor.shutdown()
+            raise
         self.reporter.started(self.plan)
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
-        executor = make_executor(self.pipeline, self.options)
-        self.slots_in_use = JobSlots(self.options.jobs, getattr(executor, "depth", 1))
         try:
             self._loop(executor)
         except KeyboardInterrupt as exc:
@@ -166,14 +171,15 @@ class Run:
 
     def _taken_back(self, future: Future[JobResult]) -> Running:
         running = self.running.pop(future)
-        self.slots_in_use.give_back(running.job.command is None)
+        self.slots_in_use.give_back(running.job.command is None, running.step.rule.resources)
         return running
 
     def _fill(self, executor: Executor) -> None:
         """Start ready steps, in the graph's order, while a job slot is free."""
         while self.ready and not self.stopping:
             sid = self.ready[0][1]
-            if not self.slots_in_use.free(self.graph.steps[sid].rule.shell is None):
+            rule = self.graph.steps[sid].rule
+            if not self.slots_in_use.free(rule.shell is None, rule.resources):
                 return
             heapq.heappop(self.ready)
             self._start(sid, executor)
@@ -221,7 +227,7 @@ class Run:
                           pairs)
         future = executor.submit(job)
         self.running[future] = running
-        self.slots_in_use.take(job.command is None)
+        self.slots_in_use.take(job.command is None, step.rule.resources)
         future.add_done_callback(lambda done: self._land(done, running))
 
     def _land(self, future: Future[JobResult], running: Running) -> None:
@@ -256,7 +262,7 @@ class Run:
         self.folders.make_parent(log)
         return Job(step.id, step.rule.name, log, command, step.inputs, outputs,
                    params_of(step), dict(step.wildcards), step.rule.timeout, attempt,
-                   self.pipeline.shell)
+                   self.pipeline.shell, step.rule.resources.asked())
 
     def _set_aside(self, step: Step) -> list[aside.Pair]:
         """Move the step's existing outputs aside, so it starts with none (a folder output

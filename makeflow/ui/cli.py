@@ -24,6 +24,7 @@ from makeflow.plan.made import folder_output_around, steps_with_outputs_below
 from makeflow.plan.staleness import Plan
 from makeflow.run.build import BuildOptions, build, log_path, status
 from makeflow.run.clean import clean
+from makeflow.run.executors.choose import EXECUTORS, SCHEDULER_ENV, Choice, choose
 from makeflow.ui.graphs import render
 from makeflow.ui.plain import plan_lines
 from makeflow.ui.view import make_reporter
@@ -102,6 +103,26 @@ def open_pipeline(rules_file: str | None, directory: str | None,
     )
 
 
+def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--executor and --scheduler, shared by build and watch."""
+    command = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run steps on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+        f"(or set {SCHEDULER_ENV}).")(command)
+    command = click.option(
+        "--executor", type=click.Choice(EXECUTORS), default=None,
+        help="Where steps run: local processes, or a Dask cluster (default: local, or the "
+        "[makeflow] executor setting of makeflow.toml).")(command)
+    return command
+
+
+def executor_for(pipeline: Pipeline, jobs: int | None, executor: str | None,
+                 scheduler: str | None) -> tuple[BuildOptions, Choice]:
+    """The build's -j and its executor, from the command line, environment and config."""
+    choice = choose(pipeline, executor, scheduler, jobs_given=jobs is not None)
+    return BuildOptions(jobs=jobs or os.cpu_count() or 1), choice
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="makeflow")
 @project_options
@@ -119,8 +140,10 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
 @cli.command("build")
 @project_options
 @click.argument("targets", nargs=-1)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default=True, help="Run up to N steps at once.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Run up to N steps at once (default: the CPUs here, or a running "
+              "cluster's threads).")
+@executor_options
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would run, run nothing.")
 @click.option("-B", "--force", is_flag=True, help="Run every step, stale or not.")
 @click.option("-k", "--keep-going", is_flag=True,
@@ -130,13 +153,15 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
               help="If another build runs in this folder, exit with status 2 instead of waiting.")
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                  targets: tuple[str, ...], jobs: int, dry_run: bool, force: bool,
-                  keep_going: bool, quiet: bool, no_wait: bool) -> None:
+                  targets: tuple[str, ...], jobs: int | None, executor: str | None,
+                  scheduler: str | None, dry_run: bool, force: bool, keep_going: bool,
+                  quiet: bool, no_wait: bool) -> None:
     """Bring TARGETS (files or rule names; default: the default rule) up to date."""
     pipeline = open_pipeline(rules_file, directory, overrides)
-    options = BuildOptions(jobs=jobs, dry_run=dry_run, force=force, keep_going=keep_going,
-                           wait=not no_wait)
-    result = build(pipeline, targets, options, make_reporter(sys.stdout, quiet))
+    base, choice = executor_for(pipeline, jobs, executor, scheduler)
+    options = BuildOptions(jobs=base.jobs, dry_run=dry_run, force=force,
+                           keep_going=keep_going, wait=not no_wait)
+    result = build(pipeline, targets, options, make_reporter(sys.stdout, quiet), choice)
     if not result.ok:
         sys.exit(1)
 
@@ -305,8 +330,10 @@ def logs_command(rules_file: str | None, directory: str | None, overrides: tuple
 @cli.command("watch")
 @project_options
 @click.argument("targets", nargs=-1)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default=True, help="Run up to N steps at once.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Run up to N steps at once (default: the CPUs here, or a running "
+              "cluster's threads).")
+@executor_options
 @click.option("--debounce", type=click.FloatRange(min=0), default=0.2, show_default=True,
               metavar="SECONDS", help="Wait until changes have been quiet this long.")
 @click.option("--poll", is_flag=True,
@@ -315,7 +342,8 @@ def logs_command(rules_file: str | None, directory: str | None, overrides: tuple
               help='Also build at these times, e.g. "0 23 * * SUN" (cron, local time).')
 @handle_errors
 def watch_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                  targets: tuple[str, ...], jobs: int, debounce: float, poll: bool,
+                  targets: tuple[str, ...], jobs: int | None, executor: str | None,
+                  scheduler: str | None, debounce: float, poll: bool,
                   cron: str | None) -> None:
     """Build TARGETS, then rebuild what is stale whenever a source, the rules or the
     config change, until Ctrl-C."""
@@ -327,9 +355,10 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
 
     schedule = Schedule(cron) if cron is not None else None
     pipeline = open_pipeline(rules_file, directory, overrides)
-    watcher = Watcher(pipeline, targets, screen=PlainScreen(sys.stdout),
-                      options=BuildOptions(jobs=jobs), debounce=debounce, poll=poll,
-                      schedule=schedule)
+    options, choice = executor_for(pipeline, jobs, executor, scheduler)
+    watcher = Watcher(pipeline, targets, screen=PlainScreen(sys.stdout), options=options,
+                      debounce=debounce, poll=poll, schedule=schedule,
+                      build_fn=functools.partial(build, executor=choice))
     try:
         watcher.run()
     except KeyboardInterrupt as exc:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from makeflow.define.config import Shell
 from makeflow.define.rules import Files
+from makeflow.store.hashing import hash_bytes
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -42,6 +44,7 @@ class Job:
     timeout: float | None = None
     attempt: int = 1  # later attempts append to the log of the earlier ones
     shell: Shell = field(default_factory=Shell)  # how `command` runs
+    resources: dict[str, float] = field(default_factory=dict)  # as declared on the rule
 
     def open_log(self) -> int:
         """The step's log as a file descriptor, opened for this attempt; a later attempt
@@ -77,3 +80,9 @@ class Executor(Protocol):
 
 # What a build calls to get its executor: the local one by default, a cluster's later.
 ExecutorFactory = Callable[["Pipeline", "BuildOptions"], Executor]
+
+
+def rules_digest(rules_file: str | Path) -> str:
+    """The digest of a rules file's bytes: equal on two machines only for the same rules,
+    so a cluster worker with another copy of Makeflow.py can be told apart."""
+    return hash_bytes(Path(rules_file).read_bytes())

@@ -1,0 +1,343 @@
+"""The Dask executor: steps run on the workers of a Dask cluster (the only dask importer).
+
+`makeflow build --executor dask` starts a LocalCluster of `-j` single-threaded worker
+processes on 127.0.0.1 (no dashboard) and stops it at the end; `--scheduler ADDRESS` uses
+a running cluster instead (Slurm through dask-jobqueue, Kubernetes through the operator).
+The coordinator plans and records; workers only run steps, through `on_worker`, which
+checks each worker's copy of the rules, runs shell steps as process groups and Python
+steps in child processes, and stops them when asked. Dask's own retry of tasks whose
+worker died is turned off: makeflow counts such a rerun against the rule's `retries`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+import warnings
+from concurrent.futures import Future
+from typing import Any
+
+import dask
+import distributed
+from distributed.scheduler import KilledWorker
+
+from makeflow.define.loader import Pipeline
+from makeflow.errors import BuildFailed, UserError
+from makeflow.run.capacity import Capacity, gpu_count, machine, memory_mb
+from makeflow.run.executors import Job, JobResult, on_worker, rules_digest
+from makeflow.run.executors.on_worker import BuildSpec
+
+CONNECT_SECONDS = 3.0  # an address that does not answer by then is a mistake
+FIRST_WORKER_SECONDS = 60.0  # a running cluster may still be starting its workers
+FREE_RESENDS = 3  # a step whose worker died before it started is sent again, uncounted
+
+
+def quiet() -> None:
+    """Keep Dask's loggers and warnings off the user's terminal: makeflow reports itself."""
+    for name in ("distributed", "tornado", "asyncio", "bokeh"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.CRITICAL + 1)
+        logger.propagate = False
+    warnings.filterwarnings("ignore", module=r"(distributed|dask|tornado)(\.|$)")
+    dask.config.set({
+        "distributed.scheduler.allowed-failures": 0,
+        "distributed.comm.timeouts.connect": f"{CONNECT_SECONDS:g}s",
+        "distributed.logging.distributed": "critical",
+        "distributed.admin.system-monitor.gil.enabled": False,
+    })
+
+
+def run_on_worker(spec: BuildSpec, job: Job) -> JobResult:
+    """The task a worker runs for one step."""
+    return on_worker.run_step(spec, job, distributed.get_worker().address)
+
+
+def _check_rules(spec: BuildSpec, dask_worker: Any = None) -> str:
+    return on_worker.rules_mismatch(spec, dask_worker.address)
+
+
+def _cancel(build_id: str, step_ids: list[str]) -> list[str]:
+    return on_worker.cancel_steps(build_id, step_ids)
+
+
+def _kill(build_id: str) -> int:
+    return on_worker.kill_build(build_id)
+
+
+def _end(build_id: str) -> None:
+    on_worker.end_build(build_id)
+
+
+def _no_dask_retries(dask_scheduler: Any = None) -> None:
+    dask_scheduler.allowed_failures = 0
+
+
+class StepFuture(Future):
+    """A step's future: cancelling it cancels the Dask task, unless it runs already."""
+
+    def __init__(self, executor: DaskExecutor, job: Job):
+        super().__init__()
+        self.executor, self.job = executor, job
+        self.task: distributed.Future | None = None
+        self.sent = 0.0
+        self.resends = 0
+
+    def cancel(self) -> bool:
+        if self.done() or not self.executor.withdraw(self):
+            return False
+        return super().cancel()
+
+    def running(self) -> bool:  # sent, not ended: it may run on a worker now
+        return not self.done()
+
+
+class DaskExecutor:
+    """Runs steps as tasks of a Dask cluster: its own LocalCluster, or a running one."""
+
+    depth = shell_depth = 2  # a step waits on its worker while the one before it ends
+
+    def __init__(self, pipeline: Pipeline, jobs: int, scheduler: str | None,
+                 jobs_given: bool = True, digest: str | None = None):
+        quiet()
+        self.cluster: Any = None
+        self.local = scheduler is None
+        if self.local:
+            self.cluster = start_local_cluster(jobs)
+            scheduler = self.cluster.scheduler_address
+        self.address: str = scheduler  # type: ignore[assignment]
+        self.client = connect(self.address)
+        self.lock = threading.Lock()
+        self.tasks: dict[StepFuture, distributed.Future] = {}
+        self.lost = ""
+        try:
+            self._prepare(pipeline, jobs, jobs_given, digest)
+        except BaseException:
+            self._close()
+            raise
+
+    def _prepare(self, pipeline: Pipeline, jobs: int, jobs_given: bool,
+                 digest: str | None) -> None:
+        digest = digest or rules_digest(pipeline.file)
+        self.spec = BuildSpec(uuid.uuid4().hex, str(pipeline.file), digest, pipeline.overrides)
+        if self.local:
+            self.client.run(on_worker.ignore_interrupts)
+        else:
+            self._wait_for_workers()
+            with contextlib.suppress(Exception):
+                self.client.run_on_scheduler(_no_dask_retries)
+        self._check_workers()
+        threads = sum(w["nthreads"] for w in self.workers().values())
+        self.jobs = jobs if jobs_given or self.local else max(1, threads)
+        self.limits = machine(jobs) if self.local else None
+
+    def _wait_for_workers(self) -> None:
+        try:
+            self.client.wait_for_workers(1, timeout=FIRST_WORKER_SECONDS)
+        except (TimeoutError, OSError):
+            raise UserError(f"the Dask scheduler at {self.address} has no workers",
+                            hint=f"No worker joined within {FIRST_WORKER_SECONDS:g}s; start "
+                            f"some with: dask worker {self.address}") from None
+
+    def _check_workers(self) -> None:
+        """Refuse the build when a worker's copy of the rules differs from this one's."""
+        answers = self.client.run(_check_rules, self.spec, on_error="return")
+        problems = [a if isinstance(a, str) else _cannot_check(addr, a)
+                    for addr, a in sorted(answers.items())]
+        problems = [p for p in problems if p]
+        if problems:
+            raise UserError(problems[0] + (f" (and {len(problems) - 1} more workers)"
+                                           if len(problems) > 1 else ""),
+                            hint="Every worker must see the same Makeflow.py at the same "
+                            "path, and have makeflow installed.")
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        return self.client.scheduler_info(n_workers=-1).get("workers", {})
+
+    def places(self) -> list[Capacity]:
+        """This machine for a LocalCluster (makeflow admits steps itself), else each worker
+        with the resources it declares (Dask admits steps to workers)."""
+        if self.local:
+            return [machine(self.jobs)]
+        return [Capacity(addr, *(w.get("resources", {}).get(kind) for kind in
+                                 ("cpus", "mem_mb", "gpus")))
+                for addr, w in self.workers().items()]
+
+    def describe(self) -> str:
+        workers = sorted(self.workers())
+        where = "a LocalCluster on 127.0.0.1" if self.local else f"the cluster at {self.address}"
+        return f"{len(workers)} Dask workers, {where}: {', '.join(workers)}"
+
+    def submit(self, job: Job) -> Future[JobResult]:
+        if self.lost:
+            raise BuildFailed(self.lost, hint="The steps that finished are recorded; the "
+                              "others run next time.")
+        future = StepFuture(self, job)
+        self._send(future)
+        return future
+
+    def _send(self, future: StepFuture) -> None:
+        job = future.job
+        key = f"makeflow-{job.step_id}-{job.attempt}-{uuid.uuid4().hex[:8]}"
+        future.sent = time.time()
+        try:
+            task = self.client.submit(run_on_worker, self.spec, job, key=key, pure=False,
+                                      resources=job.resources or None, retries=0)
+        except Exception as exc:
+            self._lose(f"cannot send steps to it ({exc})")
+            raise BuildFailed(self.lost) from None
+        with self.lock:
+            future.task = task
+            self.tasks[future] = task
+        task.add_done_callback(lambda done: self._settle(future, done))
+
+    def _settle(self, future: StepFuture, task: distributed.Future) -> None:
+        """Turn an ended task into the step's result; never raises (a callback thread)."""
+        with self.lock:
+            self.tasks.pop(future, None)
+        if future.done():
+            return
+        try:
+            result = self._result(future, task)
+        except Exception as exc:
+            now = time.time()
+            result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
+        if result is not None and not future.done():
+            with contextlib.suppress(Exception):
+                future.set_result(result)
+
+    def _result(self, future: StepFuture, task: distributed.Future) -> JobResult | None:
+        now = time.time()
+        if task.status == "finished":
+            return task.result()
+        if task.status == "cancelled":
+            if not self.lost:
+                self._lose("it cancelled the step's task")
+            return JobResult(False, future.sent, now, None, self.lost)
+        exc = task.exception()
+        if isinstance(exc, KilledWorker):
+            return self._worker_died(future, exc)
+        if isinstance(exc, (OSError, distributed.comm.CommClosedError)):
+            self._lose(f"lost touch with it: {exc}")
+            return JobResult(False, future.sent, now, None, self.lost)
+        return JobResult(False, future.sent, now, None, f"the Dask task failed: {exc!r}")
+
+    def _worker_died(self, future: StepFuture, exc: KilledWorker) -> JobResult | None:
+        """A step whose worker died: sent again if it never started there (its log is
+        untouched since it was sent), else failed, naming the worker."""
+        worker = getattr(exc.last_worker, "address", None) or str(exc.last_worker)
+        if not _started_since(future.job.log, future.sent) and future.resends < FREE_RESENDS:
+            future.resends += 1
+            with contextlib.suppress(BuildFailed):
+                self._send(future)
+                return None
+        _note(future.job.log, f"[makeflow] worker {worker} died while running this step")
+        return JobResult(False, future.sent, time.time(), None,
+                         f"its worker {worker} died while it ran")
+
+    def _lose(self, why: str) -> None:
+        self.lost = self.lost or f"the Dask cluster at {self.address} went away: {why}"
+
+    def withdraw(self, future: StepFuture) -> bool:
+        """Cancel a step that has not started on any worker; False when one runs it."""
+        with self.lock:
+            task = self.tasks.get(future)
+        if task is None or self.lost:
+            return False
+        try:
+            running = self.client.run(_cancel, self.spec.build_id, [future.job.step_id],
+                                      on_error="ignore")
+        except Exception:
+            return False
+        if any(running.values()):
+            return False
+        with self.lock:
+            self.tasks.pop(future, None)
+        with contextlib.suppress(Exception):
+            self.client.cancel([task], force=True)
+        return True
+
+    def shutdown(self, kill: bool = False) -> None:
+        """Stop: with `kill`, cancel what waits and kill what runs on every worker."""
+        with self.lock:
+            tasks = list(self.tasks.values())
+            self.tasks.clear()
+        if not self.lost:
+            _bounded(lambda: self._stop_workers(tasks, kill))
+        self._close()
+
+    def _stop_workers(self, tasks: list[distributed.Future], kill: bool) -> None:
+        if kill and tasks:
+            self.client.cancel(tasks, force=True)
+        self.client.run(_kill if kill else _end, self.spec.build_id, on_error="ignore")
+
+    def _close(self) -> None:
+        _bounded(lambda: self.client.close(timeout=CONNECT_SECONDS))
+        if self.cluster is not None:
+            _bounded(lambda: self.cluster.close(timeout=CONNECT_SECONDS))
+            self.cluster = None
+
+
+def _bounded(action: Any, seconds: float = 2 * CONNECT_SECONDS) -> None:
+    """Run a clean-up step in a thread, waiting for it at most `seconds`: a cluster that
+    went away must not hold the build open."""
+    def quietly() -> None:
+        with contextlib.suppress(BaseException):
+            action()
+
+    thread = threading.Thread(target=quietly, daemon=True, name="makeflow-dask-close")
+    thread.start()
+    thread.join(seconds)
+
+
+def _cannot_check(address: str, error: Any) -> str:
+    return f"worker {address} could not check the rules: {error!r}"
+
+
+def _started_since(log: str, sent: float) -> bool:
+    try:
+        return os.stat(log).st_mtime >= sent - 1.0
+    except OSError:
+        return False
+
+
+def _note(log: str, line: str) -> None:
+    with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as f:
+        f.write(f"\n{line}\n")
+
+
+def start_local_cluster(jobs: int) -> Any:
+    """`jobs` single-threaded worker processes on 127.0.0.1, no dashboard. Each may hold
+    any step this machine can: makeflow's own slots admit steps against the machine.
+    Ctrl-C is ignored while they start, so they leave stopping steps to the build."""
+    resources = {"cpus": jobs, "mem_mb": memory_mb(), "gpus": gpu_count()}
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return distributed.LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.CRITICAL, memory_limit=0,
+            resources=resources, protocol="tcp",
+        )
+    except Exception as exc:
+        raise UserError(f"could not start a Dask LocalCluster: {exc}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def connect(address: str) -> distributed.Client:
+    """A client of the scheduler at `address`; one that does not answer is a user error."""
+    if "://" not in address or not address.split("://", 1)[1]:
+        raise UserError(f"--scheduler {address!r} is not a scheduler address",
+                        hint="Give it as tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786.")
+    try:
+        return distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UserError(
+            f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0]}",
+            hint="Check that the scheduler runs (dask scheduler) and that this machine can "
+            "reach that address and port.",
+        ) from None

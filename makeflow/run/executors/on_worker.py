@@ -1,0 +1,183 @@
+"""What a cluster worker does for a build: check its copy of the rules, run steps, stop them.
+
+Runs inside a worker process of a cluster (and imports nothing of the cluster's library,
+which the Dask executor module alone does). Each build has a `Site` on each worker it
+uses, made at its first step and kept for the build: the worker's rules file is checked
+against the coordinator's digest once, shell steps run as process groups of their own,
+and Python steps run in a child process of the worker that loaded the rules once, so the
+worker's own thread never runs a step and a timed-out or cancelled step can be killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from makeflow.run.executors import Job, JobResult, rules_digest
+from makeflow.run.executors.jobs import Processes, run_shell
+from makeflow.run.executors.local import WorkerPool
+
+KEEP = 4  # builds a worker remembers; an older one's Python processes are ended
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What every step of one build tells the worker: which build, and which rules."""
+
+    build_id: str
+    rules_file: str
+    digest: str
+    overrides: tuple[str, ...]
+
+    @property
+    def root(self) -> str:
+        return str(Path(self.rules_file).parent)
+
+
+def rules_mismatch(spec: BuildSpec, worker: str) -> str:
+    """Why this worker must not run the build's steps ('' when its rules are the same)."""
+    try:
+        digest = rules_digest(spec.rules_file)
+    except OSError as exc:
+        return (f"worker {worker} cannot read the rules file {spec.rules_file}: "
+                f"{exc.strerror or exc}; the workers must see the project at the same path")
+    if digest != spec.digest:
+        return (f"worker {worker} has another version of {spec.rules_file} than the build "
+                f"(digest {digest[:12]}, the build's is {spec.digest[:12]}); it was refused, "
+                "so no step ran with the wrong code")
+    return ""
+
+
+class Site:
+    """One build on one worker: its running shell steps and its Python step processes."""
+
+    def __init__(self, spec: BuildSpec, worker: str):
+        self.spec = spec
+        self.refused = rules_mismatch(spec, worker)
+        _may_have_children()
+        self.processes = Processes()
+        self.pool = WorkerPool(max(1, os.cpu_count() or 1), spec.rules_file, spec.overrides)
+        self.lock = threading.Lock()
+        self.running: set[str] = set()
+        self.cancelled: set[str] = set()
+        self.killed = False
+
+    def run(self, job: Job, worker: str) -> JobResult:
+        if self.refused:
+            now = time.time()
+            return JobResult(False, now, now, None, self.refused)
+        with self.lock:
+            if job.step_id in self.cancelled or self.killed:
+                now = time.time()
+                return JobResult(False, now, now, None, "cancelled before it started")
+            self.running.add(job.step_id)
+        try:
+            os.chdir(self.spec.root)  # relative paths of the job are the project's
+            if job.command is not None:
+                result = run_shell(job, self.processes)
+            else:
+                result = self.pool.submit(job).result()
+        finally:
+            with self.lock:
+                self.running.discard(job.step_id)
+        _note_worker(job.log, worker)
+        return result
+
+    def cancel(self, step_ids: list[str]) -> list[str]:
+        """Mark steps not to start here; returns those already running here."""
+        with self.lock:
+            running = [s for s in step_ids if s in self.running]
+            self.cancelled.update(s for s in step_ids if s not in self.running)
+        return running
+
+    def kill(self) -> int:
+        """Stop every step of the build on this worker; returns how many were running."""
+        with self.lock:
+            self.killed = True
+            count = len(self.running)
+        self.pool.kill_all()
+        self.processes.stop_all(grace=1.0)
+        return count
+
+    def close(self) -> None:
+        self.pool.kill_all() if self.killed else self.pool.close()
+
+
+def _may_have_children() -> None:
+    """Let this worker process start the Python step processes.
+
+    A Dask worker under a nanny is a daemonic multiprocessing process, and multiprocessing
+    refuses to start children from one. Its Python step processes are makeflow's own: it
+    ends them when the build ends or is killed, which is what the guard is there to ensure.
+    """
+    import multiprocessing
+
+    multiprocessing.current_process().daemon = False
+
+
+def _note_worker(log: str, worker: str) -> None:
+    """Say in the step's log which worker ran it, for `makeflow logs`."""
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"\n[makeflow] ran on worker {worker}\n".encode())
+    finally:
+        os.close(fd)
+
+
+_sites: dict[str, Site] = {}
+_early: dict[str, set[str]] = {}  # steps cancelled before the build's first step came here
+_sites_lock = threading.Lock()
+
+
+def site_for(spec: BuildSpec, worker: str) -> Site:
+    """The build's Site on this worker, made at its first step."""
+    with _sites_lock:
+        site = _sites.get(spec.build_id)
+        if site is None:
+            site = _sites[spec.build_id] = Site(spec, worker)
+            site.cancelled.update(_early.pop(spec.build_id, ()))
+            old = list(_sites)[:-KEEP]
+            retired = [_sites.pop(build_id) for build_id in old]
+        else:
+            retired = []
+    for gone in retired:
+        gone.close()
+    return site
+
+
+def run_step(spec: BuildSpec, job: Job, worker: str) -> JobResult:
+    return site_for(spec, worker).run(job, worker)
+
+
+def cancel_steps(build_id: str, step_ids: list[str]) -> list[str]:
+    """Mark steps not to start on this worker; returns those already running here."""
+    with _sites_lock:
+        site = _sites.get(build_id)
+        if site is None:  # no step of the build came here yet: remember for when one does
+            _early.setdefault(build_id, set()).update(step_ids)
+            return []
+    return site.cancel(step_ids)
+
+
+def kill_build(build_id: str) -> int:
+    site = _sites.get(build_id)
+    return site.kill() if site is not None else 0
+
+
+def end_build(build_id: str) -> None:
+    with _sites_lock:
+        site = _sites.pop(build_id, None)
+    if site is not None:
+        site.close()
+
+
+def ignore_interrupts() -> None:
+    """Workers started by makeflow leave Ctrl-C to the build, which stops steps itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
