@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -10,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from executor_suite import WORKER, alive, cli_args, run_build, start_cluster, wait_until
 
 
@@ -174,7 +174,7 @@ def test_a_two_cpu_step_takes_two_slots(project, where):
     ''')
     assert run_build(project, *where, jobs=2).ok
     spans = sorted(tuple(map(float, project.read(f"{n}.txt").split())) for n in "abc")
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, f"two 2-CPU steps ran at once with -j 2: {spans}"
 
 
