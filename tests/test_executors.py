@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+
 from executor_suite import WORKER, alive, cli_args, run_build, start_cluster, wait_until
 
 
