@@ -83,6 +83,7 @@ class Run:
             executor.shutdown()
             raise
         self.reporter.started(self.plan)
+        _say_where(executor, self.reporter)
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
         try:
             self._loop(executor)
@@ -349,6 +350,13 @@ class Run:
             self.waiting[down] -= 1
             if self.waiting[down] == 0 and not self.stopping:
                 heapq.heappush(self.ready, (self.position[down], down))
+
+
+def _say_where(executor: Executor, reporter: Reporter) -> None:
+    """Tell a reporter that can show it where the steps run (a cluster's workers)."""
+    describe, show = getattr(executor, "describe", None), getattr(reporter, "running_on", None)
+    if describe is not None and show is not None:
+        show(describe())
 
 
 def _result_of(future: Future[JobResult]) -> JobResult:

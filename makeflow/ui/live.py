@@ -45,6 +45,7 @@ class RichReporter(PlainReporter):
         )
         self.task = self.progress.add_task("build", total=0)
         self.live: Live | None = None
+        self.where = ""
 
     def _line(self, text: str) -> None:
         self.console.print(Text(text))
@@ -56,6 +57,8 @@ class RichReporter(PlainReporter):
             table.add_row(Text("  running", style="cyan"), Text(sid), f"{now - since:5.1f}s")
         if len(self.running) > 12:
             table.add_row("", Text(f"... and {len(self.running) - 12} more"), "")
+        if self.where:
+            return Group(self.progress, Text(f"  on {self.where}", style="dim"), table)
         return Group(self.progress, table)
 
     def started(self, plan: Plan) -> None:
@@ -67,6 +70,9 @@ class RichReporter(PlainReporter):
     def step_started(self, step: Step, why: list[str]) -> None:
         self.running[step.id] = time.monotonic()
 
+    def running_on(self, where: str) -> None:
+        self.where = where
+
     def step_cut_off(self, step: Step) -> None:
         super().step_cut_off(step)
         self.progress.update(self.task, total=self.total)
@@ -76,7 +82,9 @@ class RichReporter(PlainReporter):
         self.progress.advance(self.task)
         self.count += 1
         seconds = result.finished - result.started
-        self.console.print(Text.assemble(("✓ ", "green"), step.id, (f"  {seconds:.2f}s", "dim")))
+        on = f"  on {result.worker}" if result.worker else ""
+        self.console.print(Text.assemble(("✓ ", "green"), step.id,
+                                         (f"  {seconds:.2f}s{on}", "dim")))
 
     def step_failed(self, step: Step, error: str, log: str) -> None:
         self.running.pop(step.id, None)

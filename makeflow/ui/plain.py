@@ -75,6 +75,11 @@ class PlainReporter:
     def step_started(self, step: Step, why: list[str]) -> None:
         pass
 
+    def running_on(self, where: str) -> None:
+        """Where the steps run, when it is not this machine (a cluster's workers)."""
+        if not self.quiet:
+            self._line(f"running on {where}")
+
     def step_cut_off(self, step: Step) -> None:
         """A step planned to run that its upstream's identical outputs made fresh."""
         self.total -= 1
@@ -83,7 +88,8 @@ class PlainReporter:
         self.count += 1
         if not self.quiet:
             seconds = result.finished - result.started
-            self._line(f"[{self.count}/{self.total}] {step.id} done in {seconds:.2f}s")
+            on = f" on {result.worker}" if result.worker else ""
+            self._line(f"[{self.count}/{self.total}] {step.id} done in {seconds:.2f}s{on}")
 
     def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
                       delay: float) -> None:

@@ -70,6 +70,7 @@ class JobResult:
     finished: float
     exit_status: int | None = None
     error: str = ""
+    worker: str = ""  # the cluster worker that ran it; empty on this machine
 
 
 class Executor(Protocol):

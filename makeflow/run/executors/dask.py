@@ -39,10 +39,14 @@ FREE_RESENDS = 3  # a step whose worker died before it started is sent again, un
 
 def quiet() -> None:
     """Keep Dask's loggers and warnings off the user's terminal: makeflow reports itself."""
-    for name in ("distributed", "tornado", "asyncio", "bokeh"):
+    noisy = ("distributed", "tornado", "asyncio", "bokeh")
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in noisy]
+    for name in {*noisy, *names}:  # Dask gives some of its loggers levels of their own
         logger = logging.getLogger(name)
         logger.setLevel(logging.CRITICAL + 1)
         logger.propagate = False
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
     warnings.filterwarnings("ignore", module=r"(distributed|dask|tornado)(\.|$)")
     dask.config.set({
         "distributed.scheduler.allowed-failures": 0,
@@ -86,6 +90,8 @@ class StepFuture(Future):
         self.task: distributed.Future | None = None
         self.sent = 0.0
         self.resends = 0
+        self.withdrawing = self.withdrawn = False
+        self.held: JobResult | None = None  # a result that came while being withdrawn
 
     def cancel(self) -> bool:
         if self.done() or not self.executor.withdraw(self):
@@ -114,6 +120,7 @@ class DaskExecutor:
         self.lock = threading.Lock()
         self.tasks: dict[StepFuture, distributed.Future] = {}
         self.lost = ""
+        self.closing = False
         try:
             self._prepare(pipeline, jobs, jobs_given, digest)
         except BaseException:
@@ -170,7 +177,9 @@ class DaskExecutor:
     def describe(self) -> str:
         workers = sorted(self.workers())
         where = "a LocalCluster on 127.0.0.1" if self.local else f"the cluster at {self.address}"
-        return f"{len(workers)} Dask workers, {where}: {', '.join(workers)}"
+        shown = ", ".join(workers[:4]) + (f" and {len(workers) - 4} more" if len(workers) > 4
+                                          else "")
+        return f"{len(workers)} Dask workers, {where}: {shown}"
 
     def submit(self, job: Job) -> Future[JobResult]:
         if self.lost:
@@ -196,27 +205,36 @@ class DaskExecutor:
         task.add_done_callback(lambda done: self._settle(future, done))
 
     def _settle(self, future: StepFuture, task: distributed.Future) -> None:
-        """Turn an ended task into the step's result; never raises (a callback thread)."""
+        """Turn an ended task into the step's result; never raises (a callback thread).
+
+        A result that comes while the step is being withdrawn is held until that is
+        decided: dropped if it was cancelled, the step's result if it was not."""
         with self.lock:
             self.tasks.pop(future, None)
-        if future.done():
-            return
+            if future.withdrawn or future.done():
+                return
         try:
             result = self._result(future, task)
         except Exception as exc:
             now = time.time()
             result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
-        if result is not None and not future.done():
-            with contextlib.suppress(Exception):
-                future.set_result(result)
+        with self.lock:
+            if result is None or future.withdrawn:
+                return
+            if future.withdrawing:
+                future.held = result
+                return
+        with contextlib.suppress(Exception):
+            future.set_result(result)
 
     def _result(self, future: StepFuture, task: distributed.Future) -> JobResult | None:
         now = time.time()
         if task.status == "finished":
             return task.result()
         if task.status == "cancelled":
-            if not self.lost:
-                self._lose("it cancelled the step's task")
+            if self.closing:
+                return None
+            self._lose("the connection to its scheduler was lost")
             return JobResult(False, future.sent, now, None, self.lost)
         exc = task.exception()
         if isinstance(exc, KilledWorker):
@@ -243,29 +261,38 @@ class DaskExecutor:
         self.lost = self.lost or f"the Dask cluster at {self.address} went away: {why}"
 
     def withdraw(self, future: StepFuture) -> bool:
-        """Cancel a step that has not started on any worker; False when one runs it."""
+        """Cancel a step that has not started on any worker; False when one runs it.
+
+        Every worker marks the step not to start, unless it runs there already."""
         with self.lock:
             task = self.tasks.get(future)
-        if task is None or self.lost:
-            return False
+            if task is None or self.lost or self.closing:
+                return False
+            future.withdrawing = True
         try:
             running = self.client.run(_cancel, self.spec.build_id, [future.job.step_id],
                                       on_error="ignore")
+            cancel = not any(running.values())
         except Exception:
-            return False
-        if any(running.values()):
-            return False
+            cancel = False
         with self.lock:
-            self.tasks.pop(future, None)
-        with contextlib.suppress(Exception):
-            self.client.cancel([task], force=True)
-        return True
+            future.withdrawing, future.withdrawn = False, cancel
+            held, future.held = future.held, None
+            if cancel:
+                self.tasks.pop(future, None)
+        if cancel:
+            with contextlib.suppress(Exception):
+                self.client.cancel([task], force=True)
+        elif held is not None:
+            future.set_result(held)
+        return cancel
 
     def shutdown(self, kill: bool = False) -> None:
         """Stop: with `kill`, cancel what waits and kill what runs on every worker."""
         with self.lock:
             tasks = list(self.tasks.values())
             self.tasks.clear()
+            self.closing = True
         if not self.lost:
             _bounded(lambda: self._stop_workers(tasks, kill))
         self._close()

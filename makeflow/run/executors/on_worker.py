@@ -10,6 +10,7 @@ worker's own thread never runs a step and a timed-out or cancelled step can be k
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -85,7 +86,7 @@ class Site:
             with self.lock:
                 self.running.discard(job.step_id)
         _note_worker(job.log, worker)
-        return result
+        return dataclasses.replace(result, worker=worker)
 
     def cancel(self, step_ids: list[str]) -> list[str]:
         """Mark steps not to start here; returns those already running here."""
