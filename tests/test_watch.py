@@ -521,3 +521,39 @@ def test_an_invalid_schedule_is_refused(copying):
     done = copying.run("watch", "--schedule", "0 25 * * *")
     assert done.code == 2
     assert "--schedule '0 25 * * *' is not a valid cron expression" in done.err
+
+
+PY_HELPERS = """\
+    from helpers import label
+    from makeflow import rule
+
+    @rule(inputs="data/raw.csv", outputs="out/labelled.txt", default=True)
+    def labelled(step):
+        step.outputs[0].write_text(label(step.inputs[0].read_text()))
+"""
+
+
+def test_python_steps_run_the_last_good_rules_while_the_file_is_broken(project, watching):
+    project.rules(PY_HELPERS)
+    project.write("helpers.py", "def label(text):\n    return 'good:' + text\n")
+    project.write("data/raw.csv", "a\n")
+    w = watching()
+    assert w.ran() == ["labelled"]
+    project.write("Makeflow.py", project.read("Makeflow.py") + "rule(\n")
+    w.idle(2)
+    assert "still using the last good rules" in w.text
+    rewrite(project.root / "data/raw.csv", "b\n")  # a worker must not load the broken file
+    w.idle(3)
+    assert w.ran() == ["labelled"] and w.results[-1].ok, w.text
+    assert project.read("out/labelled.txt") == "good:b\n"
+
+
+def test_editing_a_helper_module_reruns_the_steps_that_use_it(project, watching):
+    project.rules(PY_HELPERS)
+    project.write("helpers.py", "def label(text):\n    return 'one:' + text\n")
+    project.write("data/raw.csv", "a\n")
+    w = watching()
+    assert w.ran() == ["labelled"]
+    project.write("helpers.py", "def label(text):\n    return 'two:' + text\n")
+    w.idle(2)
+    until(lambda: project.read("out/labelled.txt") == "two:a\n", what=w.text)

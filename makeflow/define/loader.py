@@ -14,12 +14,28 @@ from typing import Any
 
 from makeflow import gcpause
 from makeflow.define import rules as rules_module
+from makeflow.define import source
+from makeflow.define.config import CONFIG_FILE as CONFIG_NAME
 from makeflow.define.config import Shell, config, load_config, shell_settings
+from makeflow.define.digest import Digester, Unfingerprintable, describe, params_text
 from makeflow.define.placeholders import substitute
-from makeflow.define.rules import Rule, freeze, wildcard_names
+from makeflow.define.rules import Fingerprint, Rule, freeze, wildcard_names
 from makeflow.errors import MakeflowError, UserError
 
 RULES_FILE = "Makeflow.py"
+
+
+@dataclass(frozen=True)
+class RulesImage:
+    """Exactly what a build loaded: the rules file's bytes, those of the project modules
+    it reached, and the config. Workers load this, never the files as they are now, so a
+    step runs the code its fingerprint describes, even after `Makeflow.py` changed or
+    broke (as `makeflow watch` keeps the last good rules)."""
+
+    file: str
+    sources: dict[str, bytes]
+    config: dict[str, Any]
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +47,12 @@ class Pipeline:
     config: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
     shell: Shell = field(default_factory=Shell)
+    sources: dict[str, bytes] = field(default_factory=dict)  # see RulesImage
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def image(self) -> RulesImage:
+        return RulesImage(str(self.file), self.sources, self.config, self.overrides)
 
     @property
     def root(self) -> Path:
@@ -61,41 +83,91 @@ def find_rules_file(file: str | None, directory: str | None) -> Path:
 
 
 def load(file: Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
-    """Read the config, run the rules file with the project folder as working directory."""
+    """Read the config, run the rules file with the project folder as working directory,
+    and fingerprint every Python step (a value that cannot be is a mistake, reported now)."""
     with gcpause.paused():
-        return _load(file, overrides)
+        return _load(Path(file).resolve(), overrides, None)
 
 
-def _load(file: Path, overrides: list[str] | tuple[str, ...]) -> Pipeline:
-    file = Path(file).resolve()
+def load_image(image: RulesImage) -> Pipeline:
+    """Load the rules a build loaded (in a worker): the same bytes and config, no digests.
+
+    The project's modules stay importable from those bytes after loading, for steps that
+    import them in their body."""
+    with gcpause.paused():
+        return _load(Path(image.file), image.overrides, image)
+
+
+def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage | None
+          ) -> Pipeline:
     root = file.parent
-    values = load_config(root, list(overrides))
+    values = image.config if image else load_config(root, list(overrides))
     shell = shell_settings(values, root)
+    sources = source.Sources(root, image.sources if image else None)
+    source.purge(sources)
+    importer = source.Importer(sources)
     before = dict(config)
     config.clear()
     config.update(values)
     rules_module.drafts.clear()
+    sys.meta_path.insert(0, importer)
     try:
         with contextlib.chdir(root), _on_path(str(root)):
-            _execute(file)
+            _execute(file, sources)
     except BaseException:
         config.clear()
         config.update(before)  # a watcher keeps running with the last good rules
         raise
+    finally:
+        if image is None:
+            sys.meta_path.remove(importer)
     drafts = list(rules_module.drafts)
     rules_module.drafts.clear()
-    rules = tuple(freeze(d, str(root)) for d in drafts)
+    warnings: list[str] = []
+    fingerprint = None if image else _fingerprinter(Digester(sources, config), warnings)
+    rules = tuple(freeze(d, str(root), fingerprint) for d in drafts)
     _check_unique(rules)
     for r in rules:
         _check_placeholders(r)
-    return Pipeline(file, rules, values, tuple(overrides), shell)
+    return Pipeline(file, rules, values, tuple(overrides), shell, sources.known, tuple(warnings))
 
 
-def _execute(file: Path) -> None:
+def _fingerprinter(digester: Digester, warnings: list[str]) -> Fingerprint:
+    """What `freeze` calls for each rule: its code's digest and its params' canonical text."""
+
+    def fingerprint(label: str, where: str, func: Any, params: dict) -> tuple[str, str]:
+        try:
+            code = digester.of_step(func, "") if func is not None else ""
+            if func is not None and digester.read_config:
+                warnings.append(
+                    f"{label} reads config in its function, so any change to {CONFIG_NAME} or "
+                    "--set reruns it; pass the values it uses through params= to rerun it only "
+                    "when they change")
+            return code, params_text(params, digester)
+        except Unfingerprintable as exc:
+            raise UserError(
+                f"{label}: its function reaches {exc.path or 'a value'} ({describe(exc.value)}"
+                f": {exc.why}), which makeflow cannot fingerprint stably",
+                where=where,
+                hint="Pass the value the step needs through params= (plain data such as "
+                "numbers, strings, lists, dicts, sets and paths), or create it inside the "
+                "step's function.",
+            ) from None
+        except RecursionError:
+            raise UserError(f"{label}: its function reaches values nested too deeply to "
+                            "fingerprint", where=where,
+                            hint="Pass the data the step needs through params=.") from None
+
+    return fingerprint
+
+
+def _execute(file: Path, sources: source.Sources) -> None:
     try:
-        source = file.read_bytes()
-        _check_text(source, file)
-        code = compile(source, str(file), "exec")
+        data = sources.read(str(file))
+        if data is None:
+            raise UserError(f"cannot read {file.name}", where=file.name)
+        _check_text(data, file)
+        code = compile(data, str(file), "exec")
     except SyntaxError as exc:
         line = (exc.text or "").rstrip("\n")
         raise UserError(

@@ -48,6 +48,8 @@ class Rule:
     always: bool = False
     max_age: float | None = None  # seconds
     resources: Resources = DEFAULT
+    code: str = ""  # the digest of `func` and all it reaches (define/digest.py)
+    params_text: str = ""  # `params` as canonical JSON, the form the fingerprint uses
 
     @property
     def is_pattern(self) -> bool:
@@ -132,7 +134,12 @@ def _caller() -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
-def freeze(draft: Draft, root: str) -> Rule:
+# Given a rule's label, where, function and params: the digest of its code and its params
+# as canonical JSON (the loader's, so that this module stays plain data and checks).
+Fingerprint = Callable[[str, str, Any, dict], tuple[str, str]]
+
+
+def freeze(draft: Draft, root: str, fingerprint: Fingerprint | None = None) -> Rule:
     """Check a draft and turn it into a `Rule`; every mistake names the rule and its line."""
     where = _short_where(draft.where, root)
     name = draft.name
@@ -165,8 +172,10 @@ def freeze(draft: Draft, root: str) -> Rule:
     params = dict(draft.params or {})
     if not all(isinstance(k, str) for k in params):
         raise UserError(f"{label}: params= keys must be strings", where=where)
-    return Rule(name, inputs, outputs, where, draft.shell, draft.func, params,
-                **_options(draft.options, label, where))
+    options = _options(draft.options, label, where)
+    code, params_text = fingerprint(label, where, draft.func, params) if fingerprint else ("", "")
+    return Rule(name, inputs, outputs, where, draft.shell, draft.func, params, **options,
+                code=code, params_text=params_text)
 
 
 def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:

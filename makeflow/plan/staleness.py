@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from makeflow.define.recipe import code_digest
 from makeflow.define.rules import Rule
 from makeflow.plan.graph import Graph, Step
 from makeflow.store import fs
@@ -96,7 +95,7 @@ _facts: dict[int, tuple[Rule, RuleFacts]] = {}
 def facts(rule: Rule) -> RuleFacts:
     known = _facts.get(id(rule))
     if known is None or known[0] is not rule:
-        text = dump(rule.params)
+        text = rule.params_text or dump(rule.params)
         known = _facts[id(rule)] = (rule, RuleFacts(_recipe(rule), json.loads(text), text))
     return known[1]
 
@@ -110,7 +109,7 @@ def _recipe(rule: Rule) -> str:
     if rule.shell is not None:
         return "shell:" + hash_text(rule.shell, repr(rule.inputs.names), repr(rule.outputs.names))
     if rule.func is not None:
-        return "code:" + code_digest(rule.func)
+        return "code:" + rule.code
     return "alias"
 
 

@@ -22,19 +22,18 @@ from array import array
 from pathlib import Path
 
 from makeflow.define.loader import Pipeline
-from makeflow.define.recipe import code_digest
 from makeflow.plan.graph import Graph
 from makeflow.store.hashing import hash_bytes
 from makeflow.store.state import FileRecord, StateStore, dump
 
 NAME = "uptodate.cache"
-FORMAT = 3  # raise whenever what a fingerprint covers, or the file's layout, changes
+FORMAT = 4  # raise whenever what a fingerprint covers, or the file's layout, changes
 
 
 def recipes_key(pipeline: Pipeline) -> str:
     """A digest of what every rule runs and its parameters: all of a fingerprint but files."""
-    facts = [(r.name, r.shell, code_digest(r.func) if r.func is not None else None,
-              dump(r.params) if r.params else "") for r in pipeline.rules]
+    facts = [(r.name, r.shell, r.code, r.params_text or (dump(r.params) if r.params else ""))
+             for r in pipeline.rules]
     return hash_bytes(repr((FORMAT, facts)).encode("utf-8", "surrogateescape"))
 
 

@@ -66,7 +66,7 @@ def _recover(reporter: Reporter) -> None:
 def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
            reporter: Reporter, executor: ExecutorFactory) -> BuildResult:
     with StateStore(pipeline.root) as state:
-        for warning in state.warnings:
+        for warning in (*pipeline.warnings, *state.warnings):
             reporter.warning(warning)
         state.on_warning = reporter.warning  # a store found damaged later
         with gcpause.paused():
@@ -93,6 +93,7 @@ def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None)
     """The plan without running anything: which steps are stale, and why."""
     with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state, gcpause.paused():
         plan, _, _ = _plan(pipeline, targets, state, False, now)
+    plan.warnings = [*pipeline.warnings, *plan.warnings]
     return plan
 
 

@@ -262,7 +262,7 @@ class Run:
         log = log_path(step.id)
         self.folders.make_parent(log)
         return Job(step.id, step.rule.name, log, command, step.inputs, outputs,
-                   params_of(step), dict(step.wildcards), step.rule.timeout, attempt,
+                   dict(step.rule.params), dict(step.wildcards), step.rule.timeout, attempt,
                    self.pipeline.shell, step.rule.resources.asked())
 
     def _set_aside(self, step: Step) -> list[aside.Pair]:

@@ -95,7 +95,9 @@ def watch_set(file: Path, pipeline: Pipeline | None = None, graph: Graph | None 
     """The watch set for a pipeline, from its graph when one could be resolved, else from
     its rules alone (every input no rule makes); with no pipeline, the rules files only."""
     root = str(file.parent)
-    rules = frozenset({str(file), os.path.join(root, CONFIG_FILE)})
+    # the project's modules the rules reached count as the rules: they are the steps' code
+    modules = pipeline.sources if pipeline is not None else ()
+    rules = frozenset({str(file), os.path.join(root, CONFIG_FILE), *modules})
     if pipeline is None:
         return WatchSet(root, rules, folders=folders_for(root, rules, (), ()))
     explicit = [r for r in pipeline.rules if not r.is_pattern]

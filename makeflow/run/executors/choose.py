@@ -36,7 +36,7 @@ class Choice:
                                 self.digest)
         from makeflow.run.executors.local import LocalExecutor  # only a build that runs steps
 
-        return LocalExecutor(options.jobs, pipeline.file, pipeline.overrides)
+        return LocalExecutor(options.jobs, pipeline.file, pipeline.overrides, pipeline.image)
 
 
 def choose(pipeline: Pipeline, executor: str | None = None, scheduler: str | None = None,

@@ -181,10 +181,26 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
     except OSError as exc:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
     try:
-        with _redirected(log):
+        with _redirected(log), _isolated():
             return _call(func, step, started)
     finally:
         os.close(log)
+
+
+@contextlib.contextmanager
+def _isolated():
+    """Undo what a step did to its process: the working folder, the environment and
+    `sys.path` are as they were before it, for the next step the worker runs."""
+    cwd, environ, path = os.getcwd(), dict(os.environ), list(sys.path)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.chdir(cwd)
+        if os.environ != environ:
+            os.environ.clear()
+            os.environ.update(environ)
+        sys.path[:] = path
 
 
 def _call(func: Callable[..., Any], step: Any, started: float) -> JobResult:

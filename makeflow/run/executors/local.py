@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -23,7 +24,7 @@ from makeflow.run.executors.jobs import Processes, run_function, run_shell
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from makeflow.define.loader import Pipeline
+    from makeflow.define.loader import Pipeline, RulesImage
 
 
 class LocalExecutor:
@@ -35,11 +36,12 @@ class LocalExecutor:
 
     depth = 8
 
-    def __init__(self, jobs: int, rules_file: Path, overrides: tuple[str, ...] = ()):
+    def __init__(self, jobs: int, rules_file: Path, overrides: tuple[str, ...] = (),
+                 image: RulesImage | None = None):
         self.jobs = max(1, jobs)
         self.threads = ThreadPoolExecutor(self.jobs, thread_name_prefix="makeflow-step")
         self.processes = Processes()
-        self.workers = WorkerPool(self.jobs, rules_file, overrides)
+        self.workers = WorkerPool(self.jobs, rules_file, overrides, image)
 
     def submit(self, job: Job) -> Future[JobResult]:
         if job.command is not None:
@@ -67,10 +69,12 @@ class WorkerPool:
     a time, so no worker holds a queue of slow steps while another is idle.
     """
 
-    def __init__(self, size: int, rules_file: Path, overrides: tuple[str, ...]):
+    def __init__(self, size: int, rules_file: Path, overrides: tuple[str, ...],
+                 image: RulesImage | None = None):
         self.size = size
         self.rules_file = str(rules_file)
         self.overrides = overrides
+        self.image = image
         self.waiting: deque[Item] = deque()
         self.cond = threading.Condition()
         self.feeders: list[threading.Thread] = []
@@ -148,7 +152,7 @@ class WorkerPool:
         if dead is not None:
             self._retire(dead)
         try:
-            worker = Worker(self.rules_file, self.overrides)
+            worker = Worker(self.rules_file, self.overrides, self.image)
         except Exception as exc:  # no worker, no step: each fails with the reason
             now = time.time()
             for _, future in batch:
@@ -220,13 +224,14 @@ class Pace:
 class Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, rules_file: str, overrides: tuple[str, ...]):
+    def __init__(self, rules_file: str, overrides: tuple[str, ...],
+                 image: RulesImage | None = None):
         import multiprocessing  # only a build with Python steps pays for it
 
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=worker_main, args=(child, rules_file, overrides), daemon=True
+            target=worker_main, args=(child, rules_file, overrides, image), daemon=True
         )
         self.process.start()
         child.close()
@@ -284,19 +289,25 @@ def _crash_message(exitcode: int | None) -> str:
     return f"the Python step crashed (its worker process exited with status {exitcode})"
 
 
-def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...]) -> None:
-    """A worker's loop: load the rules file once, then run each batch sent to it, answering
-    each job as it ends (so a crash is the step that was running, not the batch)."""
+def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
+                image: RulesImage | None = None) -> None:
+    """A worker's loop: load the rules once, then run each batch sent to it, answering
+    each job as it ends (so a crash is the step that was running, not the batch).
+
+    Given the image of the rules the build loaded, the worker runs exactly those (the
+    files on disk may have changed or broken since); the project folder is importable."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides when to stop
-    from makeflow.define.loader import load
+    from makeflow.define.loader import load, load_image
     from makeflow.errors import MakeflowError
 
+    root = str(Path(rules_file).parent)
     try:
-        pipeline = load(Path(rules_file), overrides)
+        pipeline = load_image(image) if image is not None else load(Path(rules_file), overrides)
         load_error = None
     except MakeflowError as exc:
         pipeline, load_error = None, str(exc)
-    os.chdir(Path(rules_file).parent)
+    os.chdir(root)
+    sys.path.insert(0, root)
     while True:
         try:
             jobs: list[Job] = conn.recv()

@@ -1,0 +1,99 @@
+"""Python steps run in isolation: what one step does to its worker process does not reach
+the next, and workers run the rules the build loaded, whatever is on disk now."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+from makeflow import BuildOptions, build, load
+from makeflow.ui.plain import PlainReporter
+
+
+def test_chdir_environ_and_sys_path_do_not_leak_into_later_steps(project):
+    project.rules('''
+        import os, sys
+        from makeflow import rule
+
+        @rule(outputs="first.txt")
+        def first(step):
+            step.outputs[0].write_text("1")
+            os.chdir("/")
+            os.environ["MAKEFLOW_TEST_LEAK"] = "leaked"
+            os.environ.pop("HOME", None)
+            sys.path.insert(0, "/nowhere")
+
+        @rule(inputs="first.txt", outputs="second.txt")
+        def second(step):
+            seen = [os.getcwd(), os.environ.get("MAKEFLOW_TEST_LEAK", "-"),
+                    str("HOME" in os.environ), str("/nowhere" in sys.path)]
+            step.outputs[0].write_text("\\n".join(seen))
+    ''')
+    result = project.build("second.txt", jobs=1)  # one worker runs both, one after the other
+    assert result.ok, result.output
+    cwd, leak, home, path = project.read("second.txt").splitlines()
+    assert cwd == str(project.root)
+    assert leak == "-"
+    assert home == "True"
+    assert path == "False"
+
+
+def test_a_step_can_import_a_module_beside_the_rules_in_its_body(project):
+    project.write("helpers.py", "def twice(text):\n    return text * 2\n")
+    project.rules('''
+        from makeflow import rule
+
+        @rule(outputs="out.txt")
+        def uses_helpers(step):
+            import helpers
+
+            step.outputs[0].write_text(helpers.twice("ab"))
+    ''')
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "makeflow", "-C", str(project.root), "build"],
+                          cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert project.read("out.txt") == "abab"
+
+
+GOOD = '''
+from helpers import word
+from makeflow import rule
+
+@rule(outputs="out.txt")
+def write(step):
+    step.outputs[0].write_text(word() + " VERSION")
+'''
+
+
+def build_loaded(pipeline, *targets):
+    out = io.StringIO()
+    result = build(pipeline, targets, BuildOptions(jobs=2), PlainReporter(out))
+    result.output = out.getvalue()
+    return result
+
+
+def test_workers_run_the_rules_the_build_loaded_not_a_broken_file(project):
+    project.write("helpers.py", "def word():\n    return 'good'\n")
+    project.rules(GOOD.replace("VERSION", "v1"))
+    pipeline = load(project.root / "Makeflow.py")
+    project.rules("this is not python (\n")  # broken while the last good rules are kept
+    result = build_loaded(pipeline)
+    assert result.ok, result.output
+    assert project.read("out.txt") == "good v1"
+
+
+def test_workers_run_the_loaded_rules_and_helpers_after_they_change_on_disk(project):
+    project.write("helpers.py", "def word():\n    return 'good'\n")
+    project.rules(GOOD.replace("VERSION", "v1"))
+    pipeline = load(project.root / "Makeflow.py")
+    project.rules(GOOD.replace("VERSION", "v2"))
+    project.write("helpers.py", "def word():\n    return 'changed'\n")
+    result = build_loaded(pipeline)
+    assert result.ok, result.output
+    assert project.read("out.txt") == "good v1"  # what the recorded fingerprint describes
+    fresh = load(project.root / "Makeflow.py")
+    assert build_loaded(fresh).ran == ["write"]
+    assert project.read("out.txt") == "changed v2"
