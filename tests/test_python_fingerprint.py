@@ -426,3 +426,43 @@ def test_every_kind_of_value_fingerprints_the_same_in_every_process(project):
 def test_helper_modules_fingerprint_the_same_in_every_process(project):
     helper_project(project)
     assert_stable_across_processes(project, set())
+
+
+def test_a_decorator_from_outside_the_project_does_not_hide_the_code_it_wraps(project):
+    outside = project.root.parent / f"{project.root.name}_lib"
+    outside.mkdir()
+    (outside / "outside_deco.py").write_text(
+        "import functools\n\n"
+        "def logged(func):\n"
+        "    @functools.wraps(func)\n"
+        "    def wrapper(*args):\n"
+        "        return func(*args)\n"
+        "    return wrapper\n\n"
+        "def factory(word):\n"
+        "    def step(s):\n"
+        "        s.outputs[0].write_text(word)\n"
+        "    return step\n")
+    project.rules(f'''
+        import sys
+        sys.path.insert(0, {str(outside)!r})
+        from outside_deco import factory, logged
+        from makeflow import rule
+
+        @logged
+        def helper():
+            return "v1"
+
+        @rule(outputs="out.txt")
+        def work(step):
+            step.outputs[0].write_text(helper())
+
+        rule("made", outputs="made.txt")(factory("w1"))
+        rule("all", inputs=["out.txt", "made.txt"], default=True)
+    ''')
+    assert ran(project.build()) == {"work", "made"}
+    assert ran(project.build()) == set()
+    project.write("Makeflow.py", project.read("Makeflow.py").replace('"v1"', '"v2"'))
+    assert ran(project.build()) == {"work"}
+    project.write("Makeflow.py", project.read("Makeflow.py").replace('"w1"', '"w2"'))
+    assert ran(project.build()) == {"made"}
+    assert project.read("made.txt") == "w2"

@@ -170,20 +170,19 @@ class Digester:
     def _function(self, func: types.FunctionType, path: Path_) -> str:
         code = func.__code__
         if not self.sources.owns(code.co_filename):
-            return self._ref(func)
+            # outside code counts by name and version; what the project handed it does not:
+            # the function a decorator wraps, the values a library's factory closed over
+            parts = ["outside", self._ref(func), *self._closure(func, path)]
+            if getattr(func, "__wrapped__", None) is not None:
+                parts.append(self.enc(func.__wrapped__, (path, ".__wrapped__")))
+            return hash_text(*parts)
         facts = self._code(code)
         parts = ["function", facts.text]
         scope = func.__globals__
         for name, chain in facts.globals:
             if name in scope:
                 parts += [f"global {name}", self._global(scope[name], chain, (path, f"→{name}"))]
-        for name, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
-            try:
-                value = cell.cell_contents
-            except ValueError:
-                parts.append(f"closure {name} empty")
-                continue
-            parts += [f"closure {name}", self.enc(value, (path, f"→{name} (closure)"))]
+        parts += self._closure(func, path)
         if func.__defaults__:
             parts += ["defaults", self.enc(func.__defaults__, (path, "→default"))]
         if func.__kwdefaults__:
@@ -192,6 +191,17 @@ class Digester:
         for name, level in facts.imports:
             parts += [f"import {name}", self._imported(name, level, package)]
         return hash_text(*parts)
+
+    def _closure(self, func: types.FunctionType, path: Path_) -> list[str]:
+        parts = []
+        for name, cell in zip(func.__code__.co_freevars, func.__closure__ or (), strict=False):
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                parts.append(f"closure {name} empty")
+                continue
+            parts += [f"closure {name}", self.enc(value, (path, f"→{name} (closure)"))]
+        return parts
 
     def _global(self, value: Any, chain: tuple[str, ...], path: Path_) -> str:
         """A global, followed along `a.b.c` while it is a module of the project."""
