@@ -7,7 +7,11 @@ or in makeflow.toml, and steps that read only part of their input (its first byt
 length or its parity) so that early cutoff really happens. Edits: change, touch, rewrite or
 replace a source; add a source; delete or hand-edit an output; change a parameter or a
 command; restyle, rename, add, remove, reorder or rewire a rule; age every file (so cached
-digests are trusted); `makeflow clean`; delete `.makeflow`.
+digests are trusted); `makeflow clean`; delete `.makeflow`. A Python step may also write a
+value it reaches outside `params=`: a module-level constant, a closure variable of a rule
+factory, or a constant in a helper module imported at the top of `Makeflow.py` or in the
+step's body; that value (any mix of numbers, strings, lists, tuples, dicts and sets) and
+the way the step reaches it are edited too.
 
 Checked after every edit, for a build of everything, of one or two targets, through the
 command line, or with `--set`: (1) every output holds exactly the bytes a clean build of the
@@ -98,6 +102,26 @@ PYTHON_OPS = {
     ],
 }
 
+# How a Python step shows the value it reaches; the same function is the model's twin.
+SHOW = '''
+def show(value):
+    if isinstance(value, (set, frozenset)):
+        return type(value).__name__ + "{" + ",".join(sorted(show(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        items = sorted(show(k) + ":" + show(v) for k, v in value.items())
+        return "dict{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__ + "(" + ",".join(show(v) for v in value) + ")"
+    return repr(value)
+'''
+_shown: dict[str, Any] = {}
+exec(SHOW, _shown)
+show = _shown["show"]
+
+# Where a Python step's value lives: nowhere, a constant of Makeflow.py, a closure of a rule
+# factory, a constant of helpers.py used as `helpers.V_x`, or the same imported in the body.
+CONTEXTS = ["none", "const", "closure", "helper", "body"]
+
 TWO_OUTPUTS = {"split", "halves"}
 PATTERN_OPS = ["upper", "cat", "head", "wc"]
 
@@ -137,6 +161,8 @@ class RuleSpec:
     rev: int = 0
     from_config: bool = False
     label: str = ""  # the tag's stem: a renamed rule keeps its command
+    context: str = "none"  # where a Python step's value lives: see CONTEXTS
+    value: Any = None
 
     def __post_init__(self) -> None:
         self.label = self.label or self.name
@@ -202,20 +228,40 @@ def render_shell(r: RuleSpec, style: int) -> str:
     return f"{head},\n     params={render_params(r)},\n     shell={command!r})\n"
 
 
+VALUE_EXPR = {"const": "show(V_{name})", "closure": "show(value)",
+              "helper": "show(helpers.V_{name})", "body": "show(helpers.V_{name})"}
+
+
 def render_python(r: RuleSpec, style: int) -> str:
-    lines = [f"@rule(inputs={r.inputs!r}, outputs={r.outputs!r}, params={render_params(r)})",
-             f"def {r.name}(step):"]
+    decorator = f"@rule(inputs={r.inputs!r}, outputs={r.outputs!r}, params={render_params(r)})"
+    lines = [decorator, f"def {r.name}(step):"]
     if style % 2:
         lines.append(f'    """Style {style}."""')
+    if r.context == "body":
+        lines.append("    import helpers")
+    tag = r.tag
+    if r.context != "none":
+        tag += "{" + VALUE_EXPR[r.context].format(name=r.name) + "}"
     for i, line in enumerate(PYTHON_OPS[r.op]):
         if style % 4 >= 2 and i == 1:
             lines.append(f"    # style {style}")
-        lines.append("    " + line.replace("TAG", r.tag))
+        lines.append("    " + line.replace("TAG", tag))
+    if r.context == "const":
+        lines.insert(0, f"V_{r.name} = {r.value!r}\n")
+    if r.context == "closure":
+        lines = [f"def make_{r.name}(value):", *("    " + line for line in lines),
+                 f"make_{r.name}({r.value!r})"]
     return "\n".join(lines) + "\n"
 
 
+def render_helpers(spec: PipelineSpec) -> str:
+    return "".join(f"V_{r.name} = {r.value!r}\n" for r in spec.rules
+                   if r.context in ("helper", "body"))
+
+
 def render_makeflow(spec: PipelineSpec) -> str:
-    parts = [f"# style {spec.style}\n" * (spec.style % 3), "from makeflow import config, rule\n"]
+    parts = [f"# style {spec.style}\n" * (spec.style % 3),
+             "import helpers\nfrom makeflow import config, rule\n", SHOW]
     for r in spec.patterns + spec.rules:
         parts.append("\n" + (render_python(r, spec.style) if r.python else render_shell(
             r, spec.style)))
@@ -242,12 +288,26 @@ class ModelStep:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
+    helpers: str = ""  # helpers.py, which a step importing it in its body reaches whole
+
+    @property
+    def shown(self) -> str:
+        """What a Python step's fingerprint covers beyond its code: the value it reaches
+        (all of helpers.py when it imports the module in its body)."""
+        if self.rule.context == "none":
+            return ""
+        return self.helpers if self.rule.context == "body" else show(self.rule.value)
+
+    @property
+    def written_tag(self) -> str:
+        return self.tag + ("" if self.rule.context == "none" else show(self.rule.value))
+
     @property
     def recipe(self) -> tuple:
         """What must rerun a step when it changes: the command after substitution (its paths
         and parameter value included), or the function's code."""
         if self.rule.python:
-            return ("code", self.rule.op, self.tag)
+            return ("code", self.rule.op, self.tag, self.rule.context, self.shown)
         return ("shell", self.rule.op, self.tag, self.inputs, self.outputs, params_key(
             {"p": self.rule.p}))
 
@@ -274,8 +334,9 @@ def producers(spec: PipelineSpec) -> dict[str, ModelStep]:
                              tuple(p.replace("{k}", k) for p in r.inputs),
                              tuple(p.replace("{k}", k) for p in r.outputs))
             made.update(dict.fromkeys(step.outputs, step))
+    helpers = render_helpers(spec)
     for r in spec.rules:
-        step = ModelStep(r.name, r, r.tag, tuple(r.inputs), tuple(r.outputs))
+        step = ModelStep(r.name, r, r.tag, tuple(r.inputs), tuple(r.outputs), helpers)
         made.update(dict.fromkeys(step.outputs, step))
     return made
 
@@ -331,7 +392,7 @@ def replay(steps: list[ModelStep], records: dict[str, Record],
                 cutoffs += 1
             continue
         data = b"".join(content or b"" for _, content in inputs)
-        written = run_op(step.rule.op, step.tag, step.rule.p, data)
+        written = run_op(step.rule.op, step.written_tag, step.rule.p, data)
         files.update(zip(step.outputs, written, strict=True))
         new_records[step.id] = replace(now, outputs=tuple(zip(step.outputs, written,
                                                               strict=True)))
@@ -346,7 +407,15 @@ KEYS = "abcdef"
 contents = st.text(alphabet="abAB\n", max_size=6).map(str.encode)
 param_values = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y", "1"]),
                          st.sampled_from([1.0, 2.5]), st.booleans())
-ops = st.sampled_from([*SHELL_OPS] * 5 + [*PYTHON_OPS])  # about one rule in ten is Python
+ops = st.sampled_from([*SHELL_OPS] * 3 + [*PYTHON_OPS])  # about one rule in seven is Python
+scalars = st.one_of(st.integers(-2, 3), st.sampled_from(["a", "b", "ab", ""]),
+                    st.sampled_from([0.5, 1.0]))
+context_values = st.recursive(
+    scalars | st.sets(scalars, max_size=3) | st.frozensets(scalars, max_size=3),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.tuples(inner, inner),
+        st.dictionaries(st.sampled_from(["a", "b", 1]), inner, max_size=3)),
+    max_leaves=6)
 
 
 def outputs_for(name: str, op: str) -> list[str]:
@@ -361,8 +430,11 @@ def rule_specs(draw: st.DrawFn, name: str, files: list[str]) -> RuleSpec:
     recent = files[-6:]  # prefer recent files, so the graph gets deep as well as wide
     pool = draw(st.sampled_from([recent, files]))
     inputs = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
-    return RuleSpec(name, op, inputs, outputs_for(name, op), draw(param_values),
+    spec = RuleSpec(name, op, inputs, outputs_for(name, op), draw(param_values),
                     draw(st.none() | param_values), from_config=draw(st.booleans()))
+    if spec.python:
+        spec.context, spec.value = draw(st.sampled_from(CONTEXTS)), draw(context_values)
+    return spec
 
 
 @st.composite
@@ -400,6 +472,7 @@ def write_files(root: Path, spec: PipelineSpec) -> None:
         write_bytes(root / "src" / f"{k}.txt", content)
     write_bytes(root / "makeflow.toml", render_config(spec).encode())
     write_bytes(root / "Makeflow.py", render_makeflow(spec).encode())
+    write_bytes(root / "helpers.py", render_helpers(spec).encode())
 
 
 def write_bytes(path: Path, content: bytes) -> None:
@@ -471,7 +544,7 @@ def clean_build(root: Path, spec: PipelineSpec, overrides: tuple[str, ...],
     Many edits leave the rules and sources as they were, so results are kept by content.
     """
     given = {path: content for path, content in snapshot(root).items()
-             if path.startswith("src/") or path in ("Makeflow.py", "makeflow.toml")}
+             if path.startswith("src/") or path in ("Makeflow.py", "makeflow.toml", "helpers.py")}
     key = repr((sorted(given.items()), overrides))
     if key not in cache:
         with tempfile.TemporaryDirectory(prefix="makeflow-clean-") as fresh:
@@ -593,7 +666,8 @@ class PipelineEdits(RuleBasedStateMachine):
     def rewrite_rules(self, data: Any) -> None:
         """Write Makeflow.py and makeflow.toml again, in place or as a new file."""
         for path, text in ((self.root / "Makeflow.py", render_makeflow(self.spec)),
-                           (self.root / "makeflow.toml", render_config(self.spec))):
+                           (self.root / "makeflow.toml", render_config(self.spec)),
+                           (self.root / "helpers.py", render_helpers(self.spec))):
             if data.draw(st.booleans()):
                 path.write_text(text)
             else:
@@ -734,6 +808,20 @@ class PipelineEdits(RuleBasedStateMachine):
     def change_command(self, data: Any) -> None:
         self.any_rule(data).rev += 1
         self.rewrite_rules(data)
+        self.edited(data)
+
+    @rule(data=st.data(), value=context_values)
+    def change_python_value(self, data: Any, value: Any) -> None:
+        """Edit the value a Python step reaches outside params= (in Makeflow.py, a factory's
+        argument, or helpers.py), or move it elsewhere: only the steps that reach it rerun
+        (every step that imports helpers.py in its body, when helpers.py changes)."""
+        python = [r for r in self.spec.rules if r.python]
+        if python:
+            r = data.draw(st.sampled_from(python))
+            r.value = value
+            if data.draw(st.booleans()):
+                r.context = data.draw(st.sampled_from(CONTEXTS))
+            self.rewrite_rules(data)
         self.edited(data)
 
     @rule(data=st.data())

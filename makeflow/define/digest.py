@@ -27,14 +27,15 @@ from __future__ import annotations
 import dis
 import functools
 import json
-import os
 import sys
 import types
-from pathlib import Path, PurePath
+from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any
 
 from makeflow.define import source
 from makeflow.define.source import Sources
+from makeflow.define.versions import version_of
 from makeflow.store.hashing import hash_text
 
 PRIMITIVE = frozenset({type(None), bool, int, float, complex, str, bytes})
@@ -68,6 +69,7 @@ class Digester:
         self.codes: dict[int, tuple[types.CodeType, _Code]] = {}
         self.modules: dict[str, str] = {}
         self.versions: dict[str, str] = {}
+        self.json: json.JSONEncoder | None = None  # for params_text
 
     def of_step(self, func: object, name: str) -> str:
         """The digest of a step's function; `read_config` says whether it reads config."""
@@ -328,7 +330,7 @@ class Digester:
         top = module.partition(".")[0]
         known = self.versions.get(top)
         if known is None:
-            known = self.versions[top] = _version_of(top)
+            known = self.versions[top] = version_of(top)
         return known
 
 
@@ -390,53 +392,6 @@ def _file_of(kind: type) -> str | None:
     return getattr(sys.modules.get(kind.__module__), "__file__", None)
 
 
-@functools.cache
-def _version_of(top: str) -> str:
-    """`python3.11` for the standard library; for a package, its distribution's version
-    ('?' when none is installed). Never what an imported module says (whether it is
-    imported differs between processes, and the digest must not), except for makeflow,
-    always imported, whose version is known without importing `importlib.metadata`."""
-    if top in sys.stdlib_module_names or top in ("builtins", "__main__"):
-        return f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    if top in ("makeflow", "makeflow_rules"):
-        return f"makeflow {getattr(sys.modules.get('makeflow'), '__version__', '?')}"
-    from importlib import metadata
-
-    for name in (top, top.replace("_", "-")):
-        try:
-            return f"{name} {metadata.version(name)}"
-        except (metadata.PackageNotFoundError, ValueError):
-            continue
-    try:
-        return _installed_version(top)
-    except (OSError, ImportError, ValueError):
-        return "?"
-
-
-def _installed_version(top: str) -> str:
-    """The version of the distribution that installed the module `top` (`sklearn` is
-    scikit-learn's), found among the distributions beside it: reading every installed
-    distribution's file list costs a third of a second; this, a few milliseconds."""
-    import importlib.util
-    from importlib import metadata
-
-    spec = importlib.util.find_spec(top)
-    if spec is None or not spec.origin or not os.path.isabs(spec.origin):
-        return "?"
-    site = os.path.dirname(spec.origin)
-    if spec.submodule_search_locations is not None:
-        site = os.path.dirname(site)
-    dists = [metadata.PathDistribution(Path(site, entry)) for entry in sorted(os.listdir(site))
-             if entry.endswith(".dist-info")]
-    found = [d for d in dists if top in (d.read_text("top_level.txt") or "").split()]
-    if not found:  # no top_level.txt (most wheels now): search their file lists
-        marks = (f"{top}/", f"{top}.py,", f"{top}.")
-        found = [d for d in dists if any(("\n" + (d.read_text("RECORD") or "")).count("\n" + m)
-                                         for m in marks)]
-    found = [f"{d.metadata['Name']} {d.version}" for d in found]
-    return ",".join(found) or "?"
-
-
 def _show(path: Path_) -> str:
     """`helper → TABLE['x']` from the pieces: "→" starts each name a function reads."""
     pieces = []
@@ -449,7 +404,18 @@ def _show(path: Path_) -> str:
 def params_text(params: dict, digester: Digester) -> str:
     """Params as canonical JSON: plain JSON as it always was; a set sorted, a path as its
     text, any other value by its digest, so the text is the same in every process."""
+    if not params:
+        return "{}"
+    encoder = digester.json
+    if encoder is None:
+        encoder = digester.json = json.JSONEncoder(sort_keys=True, default=_canonical(digester))
+    try:
+        return encoder.encode(params)
+    except (TypeError, ValueError):  # keys JSON cannot hold (tuples): the digest of it all
+        return json.dumps({"$digest": digester.of_value(params, "params=")})
 
+
+def _canonical(digester: Digester) -> Callable[[object], object]:
     def canonical(value: object) -> object:
         if isinstance(value, (set, frozenset)):
             return {f"${type(value).__name__}": sorted(value, key=lambda v: json.dumps(
@@ -458,10 +424,7 @@ def params_text(params: dict, digester: Digester) -> str:
             return {"$path": str(value)}
         return {f"${type(value).__qualname__}": digester.of_value(value, "params=")}
 
-    try:
-        return json.dumps(params, sort_keys=True, default=canonical)
-    except (TypeError, ValueError):  # keys JSON cannot hold (tuples): the digest of it all
-        return json.dumps({"$digest": digester.of_value(params, "params=")})
+    return canonical
 
 
 def _one_line(exc: BaseException) -> str:
