@@ -125,7 +125,8 @@ def test_file_urls_need_no_extra(tmp_path):
 
 
 def test_other_schemes_go_through_fsspec(tmp_path):
-    fsspec = pytest.importorskip("fsspec")
+    import fsspec
+
     with fsspec.open("memory://rules-test/data.csv", "wb") as f:
         f.write(BODY)
     assert fetch_with_retries("memory://rules-test/data.csv", tmp_path / "m.csv", 0, 0, 5) == PIN
