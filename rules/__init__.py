@@ -21,6 +21,9 @@ _HOMES = {
     "extract": "archives",
     "convert": "tables",
     "sql": "queries",
+    "new_figure": "plots",
+    "save_figure": "plots",
+    "stable_figure": "plots",
 }
 
 __all__ = sorted(_HOMES)
