@@ -21,9 +21,13 @@ _HOMES = {
     "extract": "archives",
     "convert": "tables",
     "sql": "queries",
+    "notebook": "notebooks",
     "new_figure": "plots",
     "save_figure": "plots",
     "stable_figure": "plots",
+    "train_model": "learn",
+    "evaluate_model": "learn",
+    "render": "reports",
 }
 
 __all__ = sorted(_HOMES)

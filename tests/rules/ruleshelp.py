@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 
-def fake_step(inputs: list[Path], outputs: list[Path], **params: Any) -> SimpleNamespace:
+def fake_step(files_in: list[Path], files_out: list[Path], /, **params: Any) -> SimpleNamespace:
     """A `step` with these files and parameters, as makeflow would hand it over."""
-    return SimpleNamespace(name="test", inputs=[Path(p) for p in inputs],
-                           outputs=[Path(p) for p in outputs], params=params, wildcards={})
+    return SimpleNamespace(name="test", inputs=[Path(p) for p in files_in],
+                           outputs=[Path(p) for p in files_out], params=params, wildcards={})
