@@ -383,20 +383,21 @@ def test_set_changes_the_parameter_a_python_step_sees(pipeline):
     assert pipeline.read("model.txt") == "0.3"
 
 
-@pytest.mark.parametrize(("value", "seen"), [
-    ("[1,2]", "1\n2\n"),
-    ("hello", "hello\n"),
-    ('"two words"', "two words\n"),
-    ("7", "7\n"),
+@pytest.mark.parametrize(("value", "initial", "seen"), [
+    ("[1,2]", "[0]", "1\n2\n"),
+    ("hello", '"x"', "hello\n"),
+    ('"two words"', '"x"', "two words\n"),
+    ("7", "0", "7\n"),
 ])
-def test_set_values_are_toml_literals(project, value, seen):
+def test_set_values_are_toml_literals(project, value, initial, seen):
+    """Each value replaces one of the same type (--set may not change a value's type)."""
     project.rules("""\
         from makeflow import config, rule
 
         rule("show", outputs="show.txt", params={"v": config["a"]["v"]},
              shell="printf '%s\\\\n' {params.v} > {outputs}")
     """)
-    project.write("makeflow.toml", "[a]\nv = 0\n")
+    project.write("makeflow.toml", f"[a]\nv = {initial}\n")
 
     done = project.run("build", "--set", f"a.v={value}")
 
