@@ -418,6 +418,17 @@ context_values = st.recursive(
     max_leaves=6)
 
 
+def values_like(value: Any) -> st.SearchStrategy[Any]:
+    """Parameter values of the same type as `value`: --set may not change a value's type."""
+    if isinstance(value, bool):
+        return st.booleans()
+    if isinstance(value, int):
+        return st.integers(0, 3)
+    if isinstance(value, float):
+        return st.sampled_from([1.0, 2.5])
+    return st.sampled_from(["x", "y", "1"])
+
+
 def outputs_for(name: str, op: str) -> list[str]:
     if op in TWO_OUTPUTS:
         return [f"out/{name}.a.txt", f"out/{name}.b.txt"]
@@ -620,7 +631,8 @@ class PipelineEdits(RuleBasedStateMachine):
         overrides: tuple[tuple[str, Any], ...] = ()
         configured = [r.name for r in self.spec.patterns + self.spec.rules if r.from_config]
         if how == "set" and configured:
-            overrides = ((data.draw(st.sampled_from(configured)), data.draw(param_values)),)
+            name = data.draw(st.sampled_from(configured))
+            overrides = ((name, data.draw(values_like(self.spec.rule(name).p))),)
         cli = how == "cli" or (how == "set" and data.draw(st.booleans()))
         self.check_build(Request(targets, data.draw(st.integers(1, 3)), cli, overrides))
 
