@@ -16,7 +16,7 @@ from makeflow import UserError, rule
 # makeflow's `rule()` points its errors at the first caller outside this package.
 __makeflow_factory__ = True
 
-RULE_OPTIONS = frozenset({"default", "stage", "retries", "timeout", "always", "max_age"})
+RULE_OPTIONS = frozenset({"default", "retries", "timeout", "always", "max_age"})
 
 
 def declare(factory: str, name: str, func: Callable[..., Any], *, inputs: Any, outputs: Any,

@@ -1,8 +1,8 @@
 """Download one file from an http(s), file:// or fsspec URL, checked against a sha256 pin.
 
 The pin is required: a pipeline that downloads what happens to be at a URL today cannot be
-reproduced tomorrow. A mismatch fails the step, naming both digests, and the staged file
-never replaces the last good one.
+reproduced tomorrow. A mismatch fails the step, naming both digests, and makeflow puts the
+last good file back.
 
 `python -m makeflow_rules.downloads URL` prints a URL's sha256, to write the first pin.
 """

@@ -91,7 +91,7 @@ def execute(step: Any) -> None:
 
 
 def variables(step: Any) -> dict[str, Any]:
-    """The injected names: parameters, then input paths, then (staged) output paths."""
+    """The injected names: parameters, then input paths, then output paths."""
     p = step.params
     found = dict(p["parameters"])
     found.update((k, str(v)) for k, v in zip(p["inputs"], step.inputs[1:], strict=True))

@@ -26,7 +26,7 @@ def setup(tmp_path, template_name, template):
 
 def render(tmp_path, template_name, template, values=None, output="paper/report.md"):
     inputs = setup(tmp_path, template_name, template)
-    out = tmp_path / "staged.md"
+    out = tmp_path / "written.md"
     fill(fake_step(inputs, [out], names=["metrics", "table", "trend"], values=values or {},
                    output=str(tmp_path / output),
                    engine="jinja2" if template_name.endswith(".j2") else "string"))
