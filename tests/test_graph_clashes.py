@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,9 @@ from makeflow import BuildOptions, build, load
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
+from makeflow.plan import graph as graph_module
 from makeflow.plan.graph import resolve
+from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.store.fs import StatCache
 from makeflow.ui.plain import PlainReporter
 
@@ -139,6 +142,25 @@ def test_the_graph_is_refused_exactly_when_two_steps_meet(tmp_path_factory, outp
 def _ancestors(path: str) -> list[str]:
     parts = path.split("/")
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def test_a_graph_from_the_cache_is_checked_for_clashes_too(tmp_path, monkeypatch):
+    """A cached graph saved without the checks (by an older makeflow, or a bug) is refused
+    when loaded, not trusted."""
+    rules = (Rule("outer", Files(), Files(("a",)), "x:1", shell="true"),
+             Rule("inner", Files(), Files(("a/b.txt",)), "x:2", shell="true"),
+             Rule("all", Files(("a", "a/b.txt")), Files(), "x:3", default=True))
+    pipeline = Pipeline(tmp_path / "Makeflow.py", rules)
+    key = cache_key(pipeline, [])
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as unchecked:
+        unchecked.setattr(graph_module, "producers", lambda steps: {
+            p: sid for sid, step in steps.items() for p in step.outputs.paths})
+        resolve_cached(pipeline, key, StatCache(), tmp_path)
+    assert (tmp_path / "graph.cache").exists()
+
+    with pytest.raises(UserError, match="inside a"):
+        resolve_cached(pipeline, key, StatCache(), tmp_path)
 
 
 COMPRESS = """\

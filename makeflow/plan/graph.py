@@ -160,7 +160,7 @@ class Resolver:
                 continue
             break
         steps = {sid: self.steps[sid] for sid in order}
-        producer = _producers(steps)
+        producer = producers(steps)
         for path, loop in self._broken.items():
             if path in producer:  # read as a source and written in one build: no way out
                 _cycle(loop, self.steps)
@@ -472,12 +472,13 @@ def _cycle_path(cycle: list[str], steps: dict[str, Step]) -> str:
     return " -> ".join(parts)
 
 
-def _producers(steps: dict[str, Step]) -> dict[str, str]:
+def producers(steps: dict[str, Step]) -> dict[str, str]:
     """Every output of the graph -> the step that writes it.
 
     Two steps writing one file, or one writing inside another's folder output, would undo
     each other on every build and race in parallel: both are errors that name the rules.
-    One dict insert per output, then one pass over the distinct folders that hold outputs.
+    One dict insert per output, then one pass over the distinct folders that hold outputs;
+    cheap enough to run again on every graph loaded from the cache.
     """
     producer: dict[str, str] = {}
     for sid, step in steps.items():

@@ -22,7 +22,7 @@ from typing import Any
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
-from makeflow.plan.graph import Graph, Resolver, Step
+from makeflow.plan.graph import Graph, Resolver, Step, producers
 from makeflow.store.fs import StatCache
 from makeflow.store.hashing import hash_bytes
 
@@ -98,10 +98,10 @@ def _load(path: Path, key: tuple, pipeline: Pipeline,
         data = marshal.loads(path.read_bytes())
         if data[0] != key:
             return None
-        _, digest, rows, upstream, producer, sources, targets, existing, missing = data
+        _, digest, rows, upstream, _, sources, targets, existing, missing = data
         if not _same_files(existing, missing, stats):
             return None
-        return _graph(rows, upstream, producer, sources, targets, pipeline), digest
+        return _graph(rows, upstream, sources, targets, pipeline), digest
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
 
@@ -123,8 +123,8 @@ def _same_files(existing: list[str], missing: list[str], stats: StatCache) -> bo
     return all(stats.get(p) is None for p in missing)
 
 
-def _graph(rows: list[tuple], upstream: list[list[int]], producer: dict[str, str],
-           sources: list[str], targets: list[str], pipeline: Pipeline) -> Graph:
+def _graph(rows: list[tuple], upstream: list[list[int]], sources: list[str],
+           targets: list[str], pipeline: Pipeline) -> Graph:
     rules: dict[str, Rule] = {r.name: r for r in pipeline.rules}
     steps: dict[str, Step] = {}
     new = tuple.__new__  # skips the named tuples' Python-level __new__: 100,000 calls
@@ -139,4 +139,6 @@ def _graph(rows: list[tuple], upstream: list[list[int]], producer: dict[str, str
     at = ids.__getitem__
     ups: dict[str, list[Any]] = {sid: list(map(at, up))
                                  for sid, up in zip(ids, upstream, strict=True)}
-    return Graph(steps, ups, producer, sources, targets)
+    # Made again rather than trusted: it checks the steps for clashing outputs, so no
+    # graph saved before a check existed (or by a faulty build) can bypass it.
+    return Graph(steps, ups, producers(steps), sources, targets)
