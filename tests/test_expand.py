@@ -99,3 +99,12 @@ def test_a_rules_file_can_unpack_glob_wildcards(project):
 
     assert done.code == 0, done.text
     assert project.read("out/b.csv") == "2\n"
+
+
+def test_expand_takes_a_list_of_patterns_in_order():
+    assert expand(["a/{x}.txt", "b/{x}.txt"], x=[1, 2]) == [
+        "a/1.txt", "a/2.txt", "b/1.txt", "b/2.txt"]
+
+
+def test_expand_with_zip_pairs_the_values_instead_of_crossing_them():
+    assert expand("{s}_{r}.fq", zip, s=["a", "b"], r=[1, 2]) == ["a_1.fq", "b_2.fq"]

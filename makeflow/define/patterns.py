@@ -10,6 +10,7 @@ import glob as globlib
 import itertools
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -63,8 +64,11 @@ def compile_pattern(text: str) -> Pattern:
 _EXPAND_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}]*))?\}")
 
 
-def expand(pattern: str, *, allow_missing: bool = False, **values: Any) -> list[str]:
-    """Fill `pattern` with every combination of the given values, in order.
+def expand(pattern: str | Iterable[str],
+           combinator: Callable[..., Iterable[tuple]] = itertools.product, /, *,
+           allow_missing: bool = False, **values: Any) -> list[str]:
+    """Fill `pattern` (or each of a list of patterns) with every combination of the
+    given values, in order; pass `zip` as `combinator` to pair them instead.
 
     `{{` and `}}` stand for literal braces, so `{{name}}` comes out as the wildcard
     `{name}`. With `allow_missing=True`, a wildcard given no value is kept as written
@@ -75,7 +79,23 @@ def expand(pattern: str, *, allow_missing: bool = False, **values: Any) -> list[
     >>> expand("{{name}}.{chr}.txt", chr=[1, 2])
     ['{name}.1.txt', '{name}.2.txt']
     """
-    pieces: list[str | tuple[str, str]] = []  # literal text, or (name, text as written)
+    if not isinstance(pattern, str):
+        return [out for one in pattern
+                for out in expand(one, combinator, allow_missing=allow_missing, **values)]
+    pieces = _expand_pieces(pattern, values, allow_missing)
+    names = list(dict.fromkeys(p[0] for p in pieces if isinstance(p, tuple)))
+    lists = [_as_list(values[n]) for n in names]
+    out = []
+    for combo in combinator(*lists):
+        chosen = dict(zip(names, combo, strict=True))
+        out.append("".join(p if isinstance(p, str) else chosen[p[0]] for p in pieces))
+    return out
+
+
+def _expand_pieces(pattern: str, values: dict[str, Any],
+                   allow_missing: bool) -> list[str | tuple[str, str]]:
+    """The pattern as literal text and (name, text as written) for each wildcard to fill."""
+    pieces: list[str | tuple[str, str]] = []
     pos = 0
     for m in _EXPAND_TOKEN.finditer(pattern):
         pieces.append(pattern[pos:m.start()])
@@ -90,13 +110,7 @@ def expand(pattern: str, *, allow_missing: bool = False, **values: Any) -> list[
             raise ValueError(f"expand({pattern!r}) needs a value for {{{m.group(1)}}}")
         pos = m.end()
     pieces.append(pattern[pos:])
-    names = list(dict.fromkeys(p[0] for p in pieces if isinstance(p, tuple)))
-    lists = [_as_list(values[n]) for n in names]
-    out = []
-    for combo in itertools.product(*lists):
-        chosen = dict(zip(names, combo, strict=True))
-        out.append("".join(p if isinstance(p, str) else chosen[p[0]] for p in pieces))
-    return out
+    return pieces
 
 
 def _as_list(value: Any) -> list[str]:
