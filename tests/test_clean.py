@@ -166,3 +166,29 @@ def test_clean_never_removes_a_file_the_current_rules_read_as_a_source(tmp_path_
         clean(pipeline, [f"r{max(kept)}"], upstream=how == "upstream")
 
     assert {p: (root / p).read_text() for p in sources if (root / p).exists()} == before
+
+
+def test_clean_keeps_the_files_of_a_ring_of_rules(project):
+    """With {f}.csv -> {f}.csv.gz and back, each file may be the only copy of the data:
+    clean keeps both, whichever one makeflow last wrote."""
+    project.rules("""\
+        from makeflow import rule
+
+        rule("gz", inputs="{f}.csv", outputs="{f}.csv.gz",
+             shell="gzip -nc {inputs} > {outputs}")
+        rule("gunzip", inputs="{f}.csv.gz", outputs="{f}.csv",
+             shell="gzip -dc {inputs} > {outputs}")
+        rule("head", inputs="{f}.csv", outputs="{f}.head", shell="head -1 {inputs} > {outputs}")
+        rule("all", inputs=["t.head", "t.csv.gz"], default=True)
+    """)
+    project.write("t.csv", "a,b\n")
+    assert project.run("build").code == 0
+    os.remove(project.root / "t.csv")
+    assert project.run("build", "t.csv").code == 0  # now makeflow wrote both files
+
+    done = project.run("clean")
+
+    assert done.code == 0, done.text
+    assert project.read("t.csv") == "a,b\n"
+    assert project.exists("t.csv.gz")
+    assert not project.exists("t.head")

@@ -224,6 +224,16 @@ class Resolver:
         return self._made_paths
 
     @property
+    def cut_files(self) -> list[str]:
+        """The existing files read as sources to break a cycle."""
+        return list(self._broken)
+
+    @property
+    def cut_steps(self) -> set[str]:
+        """The steps of the cycles that were cut."""
+        return {sid for loop in self._broken.values() for sid in loop}
+
+    @property
     def broke_cycle(self) -> bool:
         """Whether a cut was made; it may rest on the records, which the cache does not see."""
         return bool(self._broken)

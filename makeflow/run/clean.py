@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from makeflow.define.loader import Pipeline
@@ -60,7 +60,9 @@ def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool, upstream: bool
             if record is not None:
                 for path, digest in record.outputs.items():
                     written.setdefault(path, set()).add(digest)
-        keep = _Keep(pipeline, stats)
+        keep = _Keep(pipeline, stats, lambda: recorded_outputs(state))
+        keep.find_sources([p for p in written if not keep.outside(p)
+                           and stats.get(p) is not None and keep.read(p)])
         for path, made in written.items():
             _clean_one(path, made, digests, keep, done, dry_run)
         if not dry_run:
@@ -109,25 +111,51 @@ class _Keep:
     """Why a recorded output must stay: the current rules read it as a source, or it lies
     outside the project."""
 
-    def __init__(self, pipeline: Pipeline, stats: fs.StatCache):
-        self.resolver = Resolver(pipeline, stats)
+    def __init__(self, pipeline: Pipeline, stats: fs.StatCache, made: Callable[[], set[str]]):
+        self.pipeline, self.stats, self.made = pipeline, stats, made
         self.inputs = {p for r in pipeline.rules if not r.is_pattern for p in r.inputs.paths}
         self.patterns = [compile_pattern(p) for r in pipeline.rules if r.is_pattern
                          for p in r.inputs.paths]
         self.boundary = fs.Boundary(".")
+        self.sources: set[str] = set()
 
     def outside(self, path: str) -> bool:
         return os.path.isabs(path) or path.startswith("../") or not self.boundary.holds(path)
 
-    def source(self, path: str) -> bool:
-        """Whether a current rule reads `path` and no current rule would make it."""
-        read = path in self.inputs or any(p.match(path) is not None for p in self.patterns)
-        if not read:
-            return False
+    def read(self, path: str) -> bool:
+        """Whether a current rule lists `path`, or a pattern of it, as an input."""
+        return path in self.inputs or any(p.match(path) is not None for p in self.patterns)
+
+    def find_sources(self, paths: list[str]) -> None:
+        """Of `paths` (files the current rules read), those the graph reads as sources.
+
+        One graph for all of them, as a build would resolve it: a file no current rule
+        makes, or where a cycle of pattern rules is cut, is a source. When that graph
+        cannot be made (both ends of a `{f}.csv <-> {f}.csv.gz` pair were written by
+        makeflow, so no cut is left), each file is asked alone, and one that lies on a
+        cycle is kept too: it may be the only copy of its data.
+        """
+        if not paths:
+            return
         try:
-            return self.resolver.find(path, None) is None
-        except UserError:  # no rule can make it, or two could: keep it either way
-            return True
+            self.sources.update(self._sources(paths, on_cycle=False))
+        except UserError:
+            for path in paths:
+                try:
+                    self.sources.update(self._sources([path], on_cycle=True))
+                except UserError:
+                    self.sources.add(path)
+
+    def _sources(self, paths: list[str], on_cycle: bool) -> set[str]:
+        resolver = Resolver(self.pipeline, self.stats, self.made)
+        graph = resolver.resolve(paths)
+        found = {*graph.sources, *resolver.cut_files}
+        if on_cycle:
+            found.update(p for sid in resolver.cut_steps for p in resolver.steps[sid].outputs.paths)
+        return found
+
+    def source(self, path: str) -> bool:
+        return path in self.sources
 
 
 def _clean_one(path: str, made: set[str], digests: Digests, keep: _Keep, done: Cleaned,
