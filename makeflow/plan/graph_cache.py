@@ -22,7 +22,8 @@ from typing import Any
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
-from makeflow.plan.graph import Graph, Resolver, Step, producers
+from makeflow.plan.claims import producers
+from makeflow.plan.graph import Graph, Resolver, Step
 from makeflow.store.fs import StatCache
 from makeflow.store.hashing import hash_bytes
 

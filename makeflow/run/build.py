@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from makeflow import gcpause
 from makeflow.define.loader import Pipeline
 from makeflow.plan import uptodate
-from makeflow.plan.graph import refuse_outputs_outside
+from makeflow.plan.claims import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan
