@@ -12,6 +12,7 @@ worker died is turned off: makeflow counts such a rerun against the rule's `retr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ import threading
 import time
 import uuid
 import warnings
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -57,8 +58,18 @@ def quiet() -> None:
 
 
 def run_on_worker(spec: BuildSpec, job: Job) -> JobResult:
-    """The task a worker runs for one step."""
-    return on_worker.run_step(spec, job, distributed.get_worker().address)
+    """The task a worker runs for one step. Its result also goes to the build as an event
+    (through the scheduler, on the way the task's end takes anyway), which saves fetching
+    it from the worker afterwards: two round trips per step."""
+    worker = distributed.get_worker()
+    result = on_worker.run_step(spec, job, worker.address)
+    worker.log_event(_topic(spec.build_id), {"key": worker.get_current_task(),
+                                             "result": list(dataclasses.astuple(result))})
+    return result
+
+
+def _topic(build_id: str) -> str:
+    return f"makeflow-{build_id}"
 
 
 def _check_rules(spec: BuildSpec, dask_worker: Any = None) -> str:
@@ -90,6 +101,7 @@ class StepFuture(Future):
         self.task: distributed.Future | None = None
         self.sent = 0.0
         self.resends = 0
+        self.key = ""
         self.withdrawing = self.withdrawn = False
         self.held: JobResult | None = None  # a result that came while being withdrawn
 
@@ -105,7 +117,7 @@ class StepFuture(Future):
 class DaskExecutor:
     """Runs steps as tasks of a Dask cluster: its own LocalCluster, or a running one."""
 
-    depth = shell_depth = 2  # a step waits on its worker while the one before it ends
+    depth = shell_depth = 4  # a step waits on its worker while the one before it ends
 
     def __init__(self, pipeline: Pipeline, jobs: int, scheduler: str | None,
                  jobs_given: bool = True, digest: str | None = None):
@@ -119,6 +131,8 @@ class DaskExecutor:
         self.client = connect(self.address)
         self.lock = threading.Lock()
         self.tasks: dict[StepFuture, distributed.Future] = {}
+        self.by_key: dict[str, StepFuture] = {}
+        self.settling = ThreadPoolExecutor(1, thread_name_prefix="makeflow-dask-settle")
         self.lost = ""
         self.closing = False
         try:
@@ -138,6 +152,7 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 self.client.run_on_scheduler(_no_dask_retries)
         self._check_workers()
+        self.client.subscribe_topic(_topic(self.spec.build_id), self._on_event)
         threads = sum(w["nthreads"] for w in self.workers().values())
         self.jobs = jobs if jobs_given or self.local else max(1, threads)
         self.limits = machine(jobs) if self.local else None
@@ -192,7 +207,7 @@ class DaskExecutor:
     def _send(self, future: StepFuture) -> None:
         job = future.job
         key = f"makeflow-{job.step_id}-{job.attempt}-{uuid.uuid4().hex[:8]}"
-        future.sent = time.time()
+        future.sent, future.key = time.time(), key
         try:
             task = self.client.submit(run_on_worker, self.spec, job, key=key, pure=False,
                                       resources=job.resources or None, retries=0)
@@ -202,24 +217,57 @@ class DaskExecutor:
         with self.lock:
             future.task = task
             self.tasks[future] = task
+            self.by_key[key] = future
         task.add_done_callback(lambda done: self._settle(future, done))
 
-    def _settle(self, future: StepFuture, task: distributed.Future) -> None:
-        """Turn an ended task into the step's result; never raises (a callback thread).
+    def _on_event(self, event: Any) -> None:
+        """A step's result, sent by its worker; settled in a thread of its own, since this
+        runs in the client's event loop and settling moves on to hashing outputs."""
+        try:
+            message = event[1]
+            with self.lock:
+                future = self.by_key.pop(message["key"], None)
+            result = JobResult(*message["result"])
+        except (LookupError, TypeError):
+            return
+        if future is not None:
+            self.settling.submit(self._deliver, future, result)
 
-        A result that comes while the step is being withdrawn is held until that is
-        decided: dropped if it was cancelled, the step's result if it was not."""
+    def _settle(self, future: StepFuture, task: distributed.Future) -> None:
+        """Turn an ended task into the step's result, unless its event brought it already;
+        never raises (a callback thread)."""
         with self.lock:
             self.tasks.pop(future, None)
             if future.withdrawn or future.done():
                 return
+        if task.status == "finished":
+            self.settling.submit(self._settle_finished, future, task)
+            return
         try:
             result = self._result(future, task)
         except Exception as exc:
             now = time.time()
             result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
+        if result is not None:
+            self._deliver(future, result)
+
+    def _settle_finished(self, future: StepFuture, task: distributed.Future) -> None:
+        """A finished task whose event has not come: fetch its result from the worker."""
+        if future.done():
+            return
+        try:
+            result = task.result()
+        except Exception as exc:
+            now = time.time()
+            result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
+        self._deliver(future, result)
+
+    def _deliver(self, future: StepFuture, result: JobResult) -> None:
+        """Set the step's result once. One that comes while the step is being withdrawn is
+        held until that is decided: dropped if it was cancelled, kept if it was not."""
         with self.lock:
-            if result is None or future.withdrawn:
+            self.by_key.pop(future.key, None)
+            if future.withdrawn or future.done():
                 return
             if future.withdrawing:
                 future.held = result
@@ -229,8 +277,6 @@ class DaskExecutor:
 
     def _result(self, future: StepFuture, task: distributed.Future) -> JobResult | None:
         now = time.time()
-        if task.status == "finished":
-            return task.result()
         if task.status == "cancelled":
             if self.closing:
                 return None
@@ -303,6 +349,7 @@ class DaskExecutor:
         self.client.run(_kill if kill else _end, self.spec.build_id, on_error="ignore")
 
     def _close(self) -> None:
+        self.settling.shutdown(wait=False)
         _bounded(lambda: self.client.close(timeout=CONNECT_SECONDS))
         if self.cluster is not None:
             _bounded(lambda: self.cluster.close(timeout=CONNECT_SECONDS))
@@ -344,6 +391,10 @@ def start_local_cluster(jobs: int) -> Any:
     resources = {"cpus": jobs, "mem_mb": memory_mb(), "gpus": gpu_count()}
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        # send every submitted step to a worker at once: makeflow already keeps no more in
+        # flight than -j times `depth`, and a step queued on its worker starts without a
+        # round trip to the scheduler when the one before it ends
+        dask.config.set({"distributed.scheduler.worker-saturation": float("inf")})
         return distributed.LocalCluster(
             n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.CRITICAL, memory_limit=0,
