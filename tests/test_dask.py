@@ -59,6 +59,32 @@ def test_executor_dask_starts_a_local_cluster_on_127_0_0_1_and_stops_it(project)
     assert wait_until(lambda: not alive(worker), 15), "the LocalCluster's worker still runs"
 
 
+def test_its_own_cluster_listens_on_127_0_0_1_only(project):
+    import psutil
+
+    project.rules('''
+        from makeflow import rule
+        rule("wait", outputs="w.txt",
+             shell="touch started; while [ ! -e go ]; do sleep 0.1; done; touch {outputs}")
+        ''')
+    build = subprocess.Popen([sys.executable, "-m", "makeflow", "build", "--executor", "dask",
+                              "-j", "2"], cwd=project.root, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: project.exists("started"), 60)
+        root = psutil.Process(build.pid)
+        listening = {(p.pid, c.laddr.ip) for p in [root, *root.children(recursive=True)]
+                     for c in p.net_connections(kind="inet") if c.status == "LISTEN"}
+        project.write("go", "")
+        out, err = build.communicate(timeout=60)
+    finally:
+        build.kill()
+    assert build.returncode == 0, out + err
+    assert listening and {ip for _, ip in listening} == {"127.0.0.1"}, listening
+    assert "running on 2 Dask workers, a LocalCluster on 127.0.0.1" in out
+    assert " on tcp://127.0.0.1:" in out  # the step line names its worker
+
+
 def test_the_scheduler_comes_from_the_flag_the_environment_or_makeflow_toml(project,
                                                                           monkeypatch):
     project.rules('from makeflow import rule\nrule("a", outputs="a", shell="touch {outputs}")\n')
