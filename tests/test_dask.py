@@ -59,6 +59,21 @@ def test_executor_dask_starts_a_local_cluster_on_127_0_0_1_and_stops_it(project)
     assert wait_until(lambda: not alive(worker), 15), "the LocalCluster's worker still runs"
 
 
+def listening_sockets(root) -> set[tuple[int, str]]:
+    """(pid, address) of every listening socket of a process and its children, skipping
+    the children that end while they are looked at."""
+    import psutil
+
+    found = set()
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            found |= {(proc.pid, c.laddr.ip) for c in proc.net_connections(kind="inet")
+                      if c.status == "LISTEN"}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
 def test_its_own_cluster_listens_on_127_0_0_1_only(project):
     import psutil
 
@@ -72,9 +87,7 @@ def test_its_own_cluster_listens_on_127_0_0_1_only(project):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert wait_until(lambda: project.exists("started"), 60)
-        root = psutil.Process(build.pid)
-        listening = {(p.pid, c.laddr.ip) for p in [root, *root.children(recursive=True)]
-                     for c in p.net_connections(kind="inet") if c.status == "LISTEN"}
+        listening = listening_sockets(psutil.Process(build.pid))
         project.write("go", "")
         out, err = build.communicate(timeout=60)
     finally:
