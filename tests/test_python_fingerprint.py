@@ -21,11 +21,13 @@ KINDS = '''
 import dataclasses
 import enum
 import functools
+import re
 from pathlib import Path
 
 from makeflow import rule
 
 LIST = [1, 2, 3]
+WORD = re.compile(r"[a-z]+")
 DICT = {"a": 1, "b": [2, 3]}
 SET = {"x", "y", "z"}
 NESTED = {"k": [1, {"deep": (2, frozenset({"p", "q"}))}]}
@@ -116,6 +118,11 @@ def use_cached(step):
     write(step, cached(1))
 
 
+@rule(outputs="regex.txt")
+def use_regex(step):
+    write(step, WORD.findall("ab1cd"))
+
+
 @rule(outputs="plain.txt")
 def plain(step):
     write(step, "plain")
@@ -123,7 +130,7 @@ def plain(step):
 
 rule("all", default=True, inputs=[
     f"{name}.txt" for name in ("list", "dict", "set", "nested", "from_set", "class",
-                               "dataclass", "enum", "path", "cached", "plain")])
+                               "dataclass", "enum", "path", "cached", "regex", "plain")])
 '''
 
 EDITS = [
@@ -139,13 +146,14 @@ EDITS = [
     ("use_enum", "RED = 1", "RED = 3"),
     ("use_path", '"some/where.txt"', '"some/else.txt"'),
     ("use_cached", "return x + 1", "return x + 2"),
+    ("use_regex", 'r"[a-z]+"', 'r"[a-c]+"'),
 ]
 
 
 def test_editing_any_module_level_value_reruns_only_its_users(project):
     project.rules(KINDS)
     first = project.build()
-    assert len(ran(first)) == 11
+    assert len(ran(first)) == 12
     assert ran(project.build()) == set()
     text = KINDS
     for step, old, new in EDITS:

@@ -24,6 +24,7 @@ raises `Unfingerprintable`, which the loader reports with the rule's name.
 
 from __future__ import annotations
 
+import copyreg
 import dis
 import functools
 import json
@@ -151,8 +152,9 @@ class Digester:
 
     def _reduced(self, value: Any, path: Path_) -> str:
         """Any other object: its class and the state it pickles with."""
-        try:
-            reduced = value.__reduce_ex__(4)
+        try:  # as pickle does: a reducer registered with copyreg (re.Pattern's) comes first
+            reducer = copyreg.dispatch_table.get(type(value))
+            reduced = reducer(value) if reducer is not None else value.__reduce_ex__(4)
         except Exception as exc:  # whatever pickling says: it has no stable state
             raise Unfingerprintable(_show(path), value, _one_line(exc)) from None
         if isinstance(reduced, str):  # a named singleton: its module and name
