@@ -9,9 +9,7 @@ itself. Everything else is "outside" code, which counts by its name and version 
 from __future__ import annotations
 
 import ast
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import os
 import sys
 import types
@@ -103,9 +101,10 @@ def _installed(file: str, sources: Sources) -> bool:
             or any(f"{os.sep}{p}{os.sep}" in file for p in _INSTALLED))
 
 
-class Importer(importlib.abc.MetaPathFinder):
+class Importer:
     """Imports the project's modules from `Sources`: the bytes read once, in the coordinator
-    and in every worker alike. Other modules are left to Python's own finders."""
+    and in every worker alike. Other modules are left to Python's own finders. (A finder
+    on `sys.meta_path`; not an `importlib.abc` subclass, whose import costs 4 ms a build.)"""
 
     def __init__(self, sources: Sources):
         self.sources = sources
@@ -116,9 +115,10 @@ class Importer(importlib.abc.MetaPathFinder):
             return None
         package = os.path.basename(file) == "__init__.py"
         loader = _SourceLoader(name, file, self.sources)
-        spec = importlib.util.spec_from_file_location(
-            name, file, loader=loader,
-            submodule_search_locations=[os.path.dirname(file)] if package else None)
+        spec = importlib.machinery.ModuleSpec(name, loader, origin=file, is_package=package)
+        spec.has_location = True
+        if package:
+            spec.submodule_search_locations = [os.path.dirname(file)]
         return spec
 
 
