@@ -178,7 +178,11 @@ class DaskExecutor:
                             "path, and have makeflow installed.")
 
     def workers(self) -> dict[str, dict[str, Any]]:
-        return self.client.scheduler_info(n_workers=-1).get("workers", {})
+        try:
+            info = self.client.scheduler_info(n_workers=-1)
+        except TypeError:  # before Dask 2025: every worker is listed anyway
+            info = self.client.scheduler_info()
+        return info.get("workers", {})
 
     def places(self) -> list[Capacity]:
         """This machine for a LocalCluster (makeflow admits steps itself), else each worker
