@@ -20,6 +20,7 @@ from makeflow.plan.staleness import Digests, Plan, make_plan
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
+from makeflow.run.recording import RunRecorder
 from makeflow.run.reporter import Reporter
 from makeflow.store import aside, fs
 from makeflow.store.lock import ProjectLock, ReadOnlyFolder
@@ -76,17 +77,39 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
         result = BuildResult(plan=plan)
         if options.dry_run:
             reporter.planned(plan)
-        elif not plan.runnable:
-            result.fresh = [s for s in graph.steps if not graph.steps[s].rule.is_alias]
-            if not plan.quick and not options.force:
-                all_fresh()
-        else:
-            from makeflow.run.scheduler import Run  # threads and processes: only when a step runs
-
-            Run(pipeline, graph, plan, state, digests, options, reporter, result).run(executor)
-            if result.ok and not result.not_run and not state.forgotten:
-                all_fresh()
+            return result
+        recorder = RunRecorder(None if state.read_only else state.db, pipeline, targets)
+        result.run_id = recorder.run_id
+        outcome = "error"
+        try:
+            _run(pipeline, plan, state, digests, options, reporter, result, executor, recorder,
+                 all_fresh)
+            outcome = "ok" if result.ok else "failed"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
+        finally:
+            recorder.finish(result, graph, outcome)
+            for warning in recorder.warnings:
+                reporter.warning(warning)
     return result
+
+
+def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
+         options: BuildOptions, reporter: Reporter, result: BuildResult,
+         executor: ExecutorFactory, recorder: RunRecorder, all_fresh: Callable[[], None]) -> None:
+    """Run the stale steps, if any; save the no-op snapshot when everything is fresh."""
+    graph = plan.graph
+    if not plan.runnable:
+        result.fresh = [s for s in graph.steps if not graph.steps[s].rule.is_alias]
+        if not plan.quick and not options.force:
+            all_fresh()
+        return
+    from makeflow.run.scheduler import Run  # threads and processes: only when a step runs
+
+    Run(pipeline, graph, plan, state, digests, options, reporter, result, recorder).run(executor)
+    if result.ok and not result.not_run and not state.forgotten:
+        all_fresh()
 
 
 def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None) -> Plan:

@@ -40,6 +40,7 @@ class BuildResult:
     retried: dict[str, int] = field(default_factory=dict)
     plan: Plan | None = None
     seconds: float = 0.0
+    run_id: int = 0  # in the run history; 0 for a dry run
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,7 @@ from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
 from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
 from makeflow.run.landing import Landed, Running, land, os_error
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
+from makeflow.run.recording import NoRecorder, RunRecorder
 from makeflow.run.reporter import Reporter
 from makeflow.run.slots import JobSlots, slots_for
 from makeflow.store import aside, fs
@@ -39,10 +40,11 @@ class Run:
 
     def __init__(self, pipeline: Pipeline, graph: Graph, plan: Plan, state: StateStore,
                  digests: Digests, options: BuildOptions, reporter: Reporter,
-                 result: BuildResult):
+                 result: BuildResult, recorder: RunRecorder | NoRecorder | None = None):
         self.pipeline, self.graph, self.plan = pipeline, graph, plan
         self.state, self.digests, self.options = state, digests, options
         self.reporter, self.result = reporter, result
+        self.recorder = recorder or NoRecorder()  # the run history
         self._only_stale(graph, plan.stale)
         self.ready: list[tuple[int, str]] = []  # a heap: the graph's order decides ties
         self.retry_at: list[tuple[float, int, str]] = []  # a heap of (when, position, step)
@@ -192,6 +194,7 @@ class Run:
             exc.hint = ((exc.hint + "\n") if exc.hint else "") + (
                 "The steps that finished since the last write run again next time.")
             raise
+        self.recorder.flush()  # the run history: it warns, never fails the build
 
     def _due_retries(self, executor: Executor) -> None:
         while self.retry_at and self.retry_at[0][0] <= time.monotonic():
@@ -206,10 +209,12 @@ class Run:
             cut_off = sid in self.plan.stale
             if cut_off and not step.rule.is_alias:
                 self.reporter.step_cut_off(step)
+                self.recorder.cut_off(step)
             self._done(sid, "cut_off" if cut_off else "fresh")
             return
         self.plan.stale[sid] = why
         self.reporter.step_started(step, why)
+        self.recorder.started(step, why)
         self._submit(step, executor)
 
     def _submit(self, step: Step, executor: Executor) -> None:
@@ -281,7 +286,7 @@ class Run:
     def _finish(self, running: Running, landed: Landed) -> None:
         step, job = running.step, running.job
         if landed.error:
-            self._failed(step, job, landed.error)
+            self._failed(step, job, landed.error, landed.result)
             return
         self.asides.pop(step.id, None)  # dropped by `land`
         for final in step.outputs.paths:
@@ -296,9 +301,10 @@ class Run:
         else:
             error = self._record(step, landed)
             if error:
-                self._failed(step, job, error)
+                self._failed(step, job, error, landed.result)
                 return
         self.reporter.step_finished(step, landed.result)
+        self.recorder.ran(step, landed.result)
         self._done(step.id, "ran")
 
     def _record(self, step: Step, landed: Landed) -> str:
@@ -314,7 +320,8 @@ class Run:
         self.state.record_step(step.id, record, {**self.digests.take_hashed(), **landed.outputs})
         return ""
 
-    def _failed(self, step: Step, job: Job | None, error: str) -> None:
+    def _failed(self, step: Step, job: Job | None, error: str,
+                result: JobResult | None = None) -> None:
         for path in step.outputs.paths:
             fs.remove(path)
             self.digests.forget(path)
@@ -324,11 +331,13 @@ class Run:
             delay = min(BACKOFF * 2 ** (attempt - 1), BACKOFF_CAP)
             self.result.retried[step.id] = attempt
             self.reporter.step_retrying(step, error, attempt, step.rule.retries, delay)
+            self.recorder.retrying(step, result)
             heapq.heappush(self.retry_at,
                            (time.monotonic() + delay, self.position[step.id], step.id))
             return
         self.result.failed[step.id] = error
         self.reporter.step_failed(step, error, job.log if job else log_path(step.id))
+        self.recorder.failed(step, error, result)
         if not self.options.keep_going:
             self.stopping = True
             self.ready.clear()

@@ -151,17 +151,22 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
 @click.option("--no-wait", is_flag=True,
               help="If another build runs in this folder, exit with status 2 instead of waiting.")
+@click.option("-p", "--print-commands", is_flag=True,
+              help="Print the command each step runs (after substitution), also with -n.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per line as the build goes (see docs/json.md).")
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
                   scheduler: str | None, dry_run: bool, force: bool, keep_going: bool,
-                  quiet: bool, no_wait: bool) -> None:
+                  quiet: bool, no_wait: bool, print_commands: bool, as_json: bool) -> None:
     """Bring TARGETS (files or rule names; default: the default rule) up to date."""
     pipeline = open_pipeline(rules_file, directory, overrides)
     base, choice = executor_for(pipeline, jobs, executor, scheduler)
     options = BuildOptions(jobs=base.jobs, dry_run=dry_run, force=force,
                            keep_going=keep_going, wait=not no_wait)
-    result = build(pipeline, targets, options, make_reporter(sys.stdout, quiet), choice)
+    reporter = make_reporter(sys.stdout, quiet, print_commands, as_json)
+    result = build(pipeline, targets, options, reporter, choice)
     if not result.ok:
         sys.exit(1)
 
@@ -170,22 +175,36 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
 @project_options
 @click.argument("targets", nargs=-1)
 @click.option("--check", is_flag=True, help="Exit with status 1 when anything is stale.")
+@click.option("-p", "--print-commands", is_flag=True,
+              help="Print the command each stale step would run.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (see docs/json.md).")
 @handle_errors
 def status_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                   targets: tuple[str, ...], check: bool) -> None:
+                   targets: tuple[str, ...], check: bool, print_commands: bool,
+                   as_json: bool) -> None:
     """Show which steps are stale and why, without running anything."""
     plan = status(open_pipeline(rules_file, directory, overrides), targets)
+    if as_json:
+        from makeflow.ui.jsonout import dumps, status_document
+
+        document = status_document(plan, print_commands)
+        click.echo(dumps(document))
+        if check and document["stale"]:
+            sys.exit(1)
+        return
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
-    lines = plan_lines(plan)
+    lines = plan_lines(plan, print_commands)
     for line in lines:
-        click.echo(f"stale  {line}")
+        click.echo(line if line.startswith("  $ ") else f"stale  {line}")
+    stale = sum(1 for line in lines if not line.startswith("  $ "))
     total = sum(1 for s in plan.graph.steps.values() if not s.rule.is_alias)
-    if lines:
-        click.echo(f"{len(lines)} of {total} steps stale")
+    if stale:
+        click.echo(f"{stale} of {total} steps stale")
     else:
         click.echo(f"all {total} steps up to date")
-    if check and lines:
+    if check and stale:
         sys.exit(1)
 
 
@@ -267,11 +286,18 @@ def graph_command(rules_file: str | None, directory: str | None, overrides: tupl
 
 @cli.command("list")
 @project_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (see docs/json.md).")
 @handle_errors
 def list_command(rules_file: str | None, directory: str | None,
-                 overrides: tuple[str, ...]) -> None:
+                 overrides: tuple[str, ...], as_json: bool) -> None:
     """List the rules with their inputs and outputs."""
     pipeline = open_pipeline(rules_file, directory, overrides)
+    if as_json:
+        from makeflow.ui.jsonout import dumps, list_document
+
+        click.echo(dumps(list_document(pipeline)))
+        return
     default = pipeline.default_rule
     for r in pipeline.rules:
         kind = "shell" if r.shell is not None else "python" if r.func else "alias"
@@ -365,3 +391,34 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
         if watcher.building or type(exc) is not KeyboardInterrupt:
             raise  # a build was stopped, or SIGTERM: the usual message and exit status
         click.echo("stopped watching")
+
+
+@cli.command("runs")
+@project_options
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Show the last N builds.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (see docs/json.md).")
+@handle_errors
+def runs_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                 limit: int, as_json: bool) -> None:
+    """List recent builds: when, how long, what ran, restored, failed or was skipped."""
+    from makeflow.ui.history_view import recent_runs, runs_lines
+
+    entries = recent_runs(project_root(rules_file, directory), limit)
+    if as_json:
+        from makeflow.ui.jsonout import dumps, runs_document
+
+        click.echo(dumps(runs_document(entries)))
+        return
+    for line in runs_lines(entries):
+        click.echo(line)
+
+
+def project_root(rules_file: str | None, directory: str | None) -> Path:
+    """The folder of the rules file, found as the other commands find it, without running
+    it: reading the history needs no rules."""
+    early = click.get_current_context().find_root().obj or {}
+    return find_rules_file(rules_file or early.get("rules_file"),
+                           directory or early.get("directory")).parent
+

@@ -35,8 +35,8 @@ def terminal(out: IO[str]) -> Console:
 class RichReporter(PlainReporter):
     """A progress bar, the steps running now with their time, and a summary at the end."""
 
-    def __init__(self, console: Console):
-        super().__init__(console.file)
+    def __init__(self, console: Console, print_commands: bool = False):
+        super().__init__(console.file, print_commands=print_commands)
         self.console = console
         self.running: dict[str, float] = {}
         self.progress = Progress(
@@ -69,6 +69,7 @@ class RichReporter(PlainReporter):
 
     def step_started(self, step: Step, why: list[str]) -> None:
         self.running[step.id] = time.monotonic()
+        super().step_started(step, why)  # the command, with --print-commands
 
     def running_on(self, where: str) -> None:
         self.where = where

@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from makeflow.define.placeholders import substitute
+from makeflow.plan.staleness import recipe_of
+
 if TYPE_CHECKING:
     from makeflow.plan.graph import Step
     from makeflow.plan.staleness import Plan
@@ -37,18 +40,38 @@ def summary(result: BuildResult) -> str:
     return ", ".join(parts) + f" in {result.seconds:.2f}s"
 
 
-def plan_lines(plan: Plan) -> list[str]:
-    """One line per stale step, upstream first, with its reasons."""
-    return [f"{sid}: {'; '.join(why)}" for sid, why in plan.stale.items()
-            if not plan.graph.steps[sid].rule.is_alias]
+def plan_lines(plan: Plan, commands: bool = False) -> list[str]:
+    """One line per stale step, upstream first, with its reasons (and, with `commands`,
+    a second line with what it runs)."""
+    lines = []
+    for sid, why in plan.stale.items():
+        step = plan.graph.steps[sid]
+        if step.rule.is_alias:
+            continue
+        lines.append(f"{sid}: {'; '.join(why)}")
+        if commands:
+            lines.append(f"  $ {step_command(step)}")
+    return lines
+
+
+def step_command(step: Step) -> str:
+    """The command a step runs, after substitution; for a Python step, its function and
+    code digest."""
+    rule = step.rule
+    if rule.shell is not None:
+        return substitute(rule, rule.shell, step.inputs, step.outputs, step.wildcards)
+    if rule.func is not None:
+        return f"python: {rule.func.__qualname__}(step)  # {recipe_of(step)}"
+    return ""
 
 
 class PlainReporter:
     """One line per step, for logs, pipes and CI."""
 
-    def __init__(self, out: IO[str], quiet: bool = False):
+    def __init__(self, out: IO[str], quiet: bool = False, print_commands: bool = False):
         self.out = out
         self.quiet = quiet
+        self.print_commands = print_commands
         self.total = 0
         self.count = 0
         self.dry_run = False
@@ -62,9 +85,9 @@ class PlainReporter:
 
     def planned(self, plan: Plan) -> None:
         self.dry_run = True
-        lines = plan_lines(plan)
+        lines = plan_lines(plan, self.print_commands)
         for line in lines:
-            self._line(f"would run {line}")
+            self._line(line if line.startswith("  $ ") else f"would run {line}")
         if not lines:
             self._line("nothing to do: everything is up to date")
 
@@ -73,7 +96,8 @@ class PlainReporter:
         self.count = 0
 
     def step_started(self, step: Step, why: list[str]) -> None:
-        pass
+        if self.print_commands:
+            self._line(f"{step.id}: $ {step_command(step)}")
 
     def running_on(self, where: str) -> None:
         """Where the steps run, when it is not this machine (a cluster's workers)."""

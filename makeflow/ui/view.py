@@ -12,10 +12,15 @@ from makeflow.run.reporter import Reporter
 from makeflow.ui.plain import PlainReporter
 
 
-def make_reporter(out: IO[str], quiet: bool = False) -> Reporter:
-    """The live view on a terminal, plain lines otherwise."""
+def make_reporter(out: IO[str], quiet: bool = False, print_commands: bool = False,
+                  as_json: bool = False) -> Reporter:
+    """JSON lines when asked; else the live view on a terminal, plain lines otherwise."""
+    if as_json:
+        from makeflow.ui.jsonout import JsonReporter
+
+        return JsonReporter(out, print_commands)
     if not quiet and out.isatty():
         from makeflow.ui.live import RichReporter, terminal
 
-        return RichReporter(terminal(out))
-    return PlainReporter(out, quiet)
+        return RichReporter(terminal(out), print_commands)
+    return PlainReporter(out, quiet, print_commands)

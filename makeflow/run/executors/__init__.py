@@ -63,7 +63,11 @@ class Job:
 
 @dataclass(frozen=True)
 class JobResult:
-    """How a job ended. `error` is a one-line reason when it failed."""
+    """How a job ended. `error` is a one-line reason when it failed.
+
+    `cpu` (user + system seconds) and `peak_rss` (bytes) come from the kernel's accounting
+    of the step's processes; None where it was not available.
+    """
 
     ok: bool
     started: float
@@ -71,6 +75,8 @@ class JobResult:
     exit_status: int | None = None
     error: str = ""
     worker: str = ""  # the cluster worker that ran it; empty on this machine
+    cpu: float | None = None
+    peak_rss: int | None = None
 
 
 class Executor(Protocol):

@@ -6,8 +6,10 @@ Shared by every executor, so a step behaves the same locally and on a cluster.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
+import resource
 import shlex
 import signal
 import sys
@@ -144,9 +146,19 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         if script is not None:
             with contextlib.suppress(OSError):
                 os.unlink(script)
+    cpu, peak = usage_of(proc.usage)
     if status is None:
-        return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s")
-    return _shell_result(status, started)
+        return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s",
+                         cpu, peak)
+    return _shell_result(status, started, cpu, peak)
+
+
+def usage_of(usage: Any) -> tuple[float | None, int | None]:
+    """CPU seconds and peak memory in bytes from a struct rusage (ru_maxrss is in KiB on
+    Linux: the largest resident set of the process and the children it waited for)."""
+    if usage is None:
+        return None, None
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
 def _wait(proc: StepProcess, timeout: float | None, processes: Processes | None) -> int | None:
@@ -163,13 +175,14 @@ def _wait(proc: StepProcess, timeout: float | None, processes: Processes | None)
     return status
 
 
-def _shell_result(status: int, started: float) -> JobResult:
+def _shell_result(status: int, started: float, cpu: float | None,
+                  peak: int | None) -> JobResult:
     if status == 0:
-        return JobResult(True, started, time.time(), 0)
+        return JobResult(True, started, time.time(), 0, "", cpu, peak)
     if status < 0:
         name = signal.Signals(-status).name
-        return JobResult(False, started, time.time(), status, f"killed by {name}")
-    return JobResult(False, started, time.time(), status, f"exit status {status}")
+        return JobResult(False, started, time.time(), status, f"killed by {name}", cpu, peak)
+    return JobResult(False, started, time.time(), status, f"exit status {status}", cpu, peak)
 
 
 def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
@@ -180,11 +193,13 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
         log = job.open_log()
     except OSError as exc:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
+    meter = Meter()
     try:
         with _redirected(log), _isolated():
-            return _call(func, step, started)
+            result = _call(func, step, started)
     finally:
         os.close(log)
+    return meter.stop(result)
 
 
 @contextlib.contextmanager
@@ -215,6 +230,65 @@ def _call(func: Callable[..., Any], step: Any, started: float) -> JobResult:
             return JobResult(True, started, time.time(), 0)
         return JobResult(False, started, time.time(), None, _one_line(exc))
     return JobResult(True, started, time.time(), 0)
+
+
+class Meter:
+    """The CPU time and peak memory of a Python step running in this process.
+
+    CPU is the change in this process's and its waited-for children's rusage. The peak
+    resident set is the process's high-water mark, reset before the step by writing 5 to
+    /proc/self/clear_refs (Linux), so it is this step's peak, not the worker's lifetime
+    peak; children the step waited for count when their peak was higher. The /proc files
+    stay open in the worker, so each step costs a few system calls.
+    """
+
+    def __init__(self) -> None:
+        self.start = _cpu_now()
+        self.children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        _reset_peak()
+
+    def stop(self, result: JobResult) -> JobResult:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak = _peak_now()
+        if children > self.children_peak:
+            peak = max(peak or 0, children * 1024)
+        return dataclasses.replace(result, cpu=_cpu_now() - self.start, peak_rss=peak)
+
+
+def _cpu_now() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+_PROC: dict[str, int | None] = {}
+
+
+def _proc_fd(name: str, flags: int) -> int | None:
+    if name not in _PROC:
+        try:
+            _PROC[name] = os.open(f"/proc/self/{name}", flags | os.O_CLOEXEC)
+        except OSError:
+            _PROC[name] = None
+    return _PROC[name]
+
+
+def _reset_peak() -> None:
+    fd = _proc_fd("clear_refs", os.O_WRONLY)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(fd, b"5")
+
+
+def _peak_now() -> int | None:
+    """VmHWM of /proc/self/status in bytes, else the lifetime peak from getrusage."""
+    fd = _proc_fd("status", os.O_RDONLY)
+    if fd is not None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = os.pread(fd, 8192, 0)
+            at = text.index(b"VmHWM:")
+            return int(text[at + 6:text.index(b"kB", at)]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _one_line(exc: BaseException) -> str:

@@ -149,6 +149,7 @@ class StepProcess:
                                           env=dict(env))
             self.pid = self.popen.pid
         self.status: int | None = None
+        self.usage: Any = None  # the kernel's resource usage of the step, once it ended
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit status (negative: killed by that signal), or None after `timeout`."""
@@ -162,7 +163,7 @@ class StepProcess:
             return self.status
         if timeout is not None and not self._exits_within(timeout):
             return None
-        _, raw = os.waitpid(self.pid, 0)
+        _, raw, self.usage = os.wait4(self.pid, 0)
         self.status = os.waitstatus_to_exitcode(raw)
         return self.status
 

@@ -1,0 +1,168 @@
+"""The run stage's side of the run history: turns steps and job results into history rows.
+
+The scheduler tells it what happened to each step as it happens; `store.history` keeps
+the rows and writes them when the scheduler writes its step records. Kept out of the
+scheduler so the loop only says "this step ran", and out of the store, which knows
+nothing of steps and jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from makeflow.define.placeholders import substitute
+from makeflow.errors import UserError
+from makeflow.plan.staleness import params_of, recipe_of
+from makeflow.run.outcome import log_path
+from makeflow.store.history import Recorder, Retention, StepEntry
+
+if TYPE_CHECKING:
+
+    from makeflow.define.loader import Pipeline
+    from makeflow.plan.graph import Graph, Step
+    from makeflow.run.executors import JobResult
+    from makeflow.run.outcome import BuildResult
+
+
+def command_line() -> str:
+    """How this makeflow was started, as a user would type it."""
+    return shlex.join(["makeflow", *sys.argv[1:]]) if sys.argv else "makeflow"
+
+
+def retention(pipeline: Pipeline) -> Retention:
+    """`[makeflow] keep_runs` and `keep_days` in makeflow.toml, or the defaults."""
+    table = pipeline.config.get("makeflow", {})
+    keep = Retention()
+    if not isinstance(table, dict):
+        return keep
+    for key, attr in (("keep_runs", "runs"), ("keep_days", "days")):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise UserError(
+                    f"makeflow.toml: [makeflow] {key} = {value!r} is not a number >= 0",
+                    where=str(pipeline.root / "makeflow.toml"),
+                    hint=f"Set {key} to how many {'builds' if attr == 'runs' else 'days'} "
+                    "of run history to keep (0 keeps all).")
+            setattr(keep, attr, int(value) if attr == "runs" else float(value))
+    return keep
+
+
+def shown_command(step: Step) -> str:
+    """What a step runs: its command after substitution, or its function's code digest."""
+    rule = step.rule
+    if rule.shell is not None:
+        return substitute(rule, rule.shell, step.inputs, step.outputs, step.wildcards)
+    return recipe_of(step)
+
+
+class RunRecorder:
+    """Collects what happened to each step of one build into history rows.
+
+    The history must never break a build: when it cannot be written (a full disk, a
+    read-only store), the build goes on, the history stops, and `warnings` says so.
+    """
+
+    def __init__(self, db: sqlite3.Connection | None, pipeline: Pipeline,
+                 targets: Iterable[str]):
+        """`db` None: no history (a store makeflow may not write, in a read-only checkout)."""
+        keep = retention(pipeline)
+        self.warnings: list[str] = []
+        self.recorder: Recorder | None = None
+        if db is not None:
+            self._guard(lambda: setattr(self, "recorder", Recorder(db, command_line(),
+                                                                    targets, keep)))
+        self.reasons: dict[str, list[str]] = {}
+        self.tries: dict[str, list[JobResult]] = {}
+
+    @property
+    def run_id(self) -> int:
+        return self.recorder.run_id if self.recorder is not None else 0
+
+    def _guard(self, write: Callable[[], object]) -> None:
+        try:
+            write()
+        except sqlite3.Error as exc:
+            self.recorder = None
+            self.warnings.append(f"the run history could not be written ({exc}); this build "
+                                 "is not recorded in it")
+
+    def started(self, step: Step, why: list[str]) -> None:
+        self.reasons[step.id] = list(why)
+
+    def retrying(self, step: Step, result: JobResult | None) -> None:
+        if result is not None:
+            self.tries.setdefault(step.id, []).append(result)
+
+    def ran(self, step: Step, result: JobResult, status: str = "ran") -> None:
+        self._add(step, status, result)
+
+    def failed(self, step: Step, error: str, result: JobResult | None) -> None:
+        self._add(step, "failed", result, error, _tail(log_path(step.id)))
+
+    def cut_off(self, step: Step) -> None:
+        self._step(StepEntry(step.id, step.rule.name, "cut_off", ["upstream outputs unchanged"]))
+
+    def _step(self, entry: StepEntry) -> None:
+        if self.recorder is not None:
+            self.recorder.step(entry)
+
+    def finish(self, result: BuildResult, graph: Graph | None, outcome: str,
+               metrics: dict[str, Any] | None = None) -> None:
+        """Skipped steps (stale, never started) and the run's end."""
+        if graph is not None:
+            stale = result.plan.stale if result.plan is not None else {}
+            for sid in result.not_run:
+                step = graph.steps[sid]
+                self._step(StepEntry(sid, step.rule.name, "skipped", list(stale.get(sid, [])),
+                                     recipe=shown_command(step)))
+        if self.recorder is not None:
+            recorder = self.recorder
+            self._guard(lambda: recorder.finish(outcome, result.fresh, metrics))
+
+    def flush(self) -> None:
+        if self.recorder is not None:
+            self._guard(self.recorder.flush)
+
+    def _add(self, step: Step, status: str, result: JobResult | None, error: str = "",
+             tail: str = "") -> None:
+        tries = [*self.tries.pop(step.id, []), *([result] if result is not None else [])]
+        cpus = [t.cpu for t in tries if t.cpu is not None]
+        peaks = [t.peak_rss for t in tries if t.peak_rss is not None]
+        last = tries[-1] if tries else None
+        self._step(StepEntry(
+            step.id, step.rule.name, status, self.reasons.pop(step.id, []),
+            started=tries[0].started if tries else None,
+            finished=last.finished if last else None,
+            cpu=sum(cpus) if cpus else None, peak_rss=max(peaks) if peaks else None,
+            exit_status=last.exit_status if last else None, attempts=max(1, len(tries)),
+            worker=getattr(last, "worker", None) or None, error=error, log=log_path(step.id),
+            log_tail=tail, recipe=shown_command(step), params=params_of(step)))
+
+
+def _tail(path: str, size: int = 4096) -> str:
+    """The end of a log, for the history (the log file itself is replaced next run)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class NoRecorder:
+    """Records nothing: for builds run without a history (tests of the loop alone)."""
+
+    run_id = 0
+
+    def started(self, step: Step, why: list[str]) -> None: ...
+    def retrying(self, step: Step, result: JobResult | None) -> None: ...
+    def ran(self, step: Step, result: JobResult, status: str = "ran") -> None: ...
+    def failed(self, step: Step, error: str, result: JobResult | None) -> None: ...
+    def cut_off(self, step: Step) -> None: ...
+    def flush(self) -> None: ...
