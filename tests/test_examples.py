@@ -52,6 +52,27 @@ def test_ml_alpha_change_reruns_train_and_what_follows_only(ml):
     assert ran(done.out) == {"train", "evaluate", "deploy"}
 
 
+def test_ml_tour_ends_with_metrics_diff_and_a_report(ml):
+    """The README's tour: change alpha, rebuild, compare the metrics, write the report."""
+    before = json.loads(ml.read("metrics.json"))
+    done = ml.run("build", "--set", "train.alpha=0.5")
+    assert done.code == 0, done.text
+    after = json.loads(ml.read("metrics.json"))
+    diff = ml.run("metrics", "diff")
+    assert diff.code == 0, diff.text
+    header, *rows = diff.out.splitlines()
+    assert header.split() == ["file", "key", "run", "1", "run", "2", "change"]
+    r2 = next(row.split() for row in rows if row.split()[1] == "r2")
+    assert float(r2[2]) == before["r2"] and float(r2[3]) == after["r2"]
+    assert float(r2[4]) == pytest.approx(after["r2"] - before["r2"], abs=1e-6)
+    shown = ml.run("metrics")
+    assert f"r2: {after['r2']}" in shown.out
+    report = ml.run("report")
+    assert report.code == 0, report.text
+    page = ml.read("makeflow-report.html")
+    assert "id='metrics'" in page and "metrics.json" in page
+
+
 def test_ml_failed_gate_is_reported_and_keeps_the_deployed_model(ml):
     deployed = (ml.root / "deploy/model.pkl").read_bytes()
     done = ml.run("build", "--set", "train.alpha=1000")

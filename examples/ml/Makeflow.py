@@ -62,6 +62,7 @@ def train(step: Any) -> None:
 @rule(
     inputs={"model": "model.pkl", "test": "data/test.csv"},
     outputs="metrics.json",
+    metrics=["metrics.json"],  # shown by `makeflow metrics`, compared by `metrics diff`
 )
 def evaluate(step: Any) -> None:
     """Score the model on the held-out split."""

@@ -50,6 +50,7 @@ class Rule:
     resources: Resources = DEFAULT
     code: str = ""  # the digest of `func` and all it reaches (define/digest.py)
     params_text: str = ""  # `params` as canonical JSON, the form the fingerprint uses
+    metrics: tuple[str, ...] = ()  # outputs that hold metrics (JSON, YAML, CSV, TSV)
 
     @property
     def is_pattern(self) -> bool:
@@ -101,6 +102,7 @@ def rule(
     always: bool = False,
     max_age: float | str | None = None,
     resources: Mapping[str, float] | None = None,
+    metrics: Any = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -109,15 +111,17 @@ def rule(
 
     Options: `default` (what a bare `makeflow build` builds), `retries=N` (rerun a
     failing step up to N times), `timeout` (stop a step running longer, e.g. "10m"),
-    `always` (stale on every build) and `max_age` (stale once its last run is older, e.g.
-    "24h"). `resources` says what one step needs, e.g. `{"cpus": 4, "mem_mb": 16000,
+    `always` (stale on every build), `max_age` (stale once its last run is older, e.g.
+    "24h") and `metrics` (outputs that hold metrics, for `makeflow metrics` and the
+    report). `resources` says what one step needs, e.g. `{"cpus": 4, "mem_mb": 16000,
     "gpus": 1}` (admission, not a limit). `stage=` is accepted and ignored, for rules
     written when outputs were staged: steps always write their outputs in place now.
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
-               "always": always, "max_age": max_age, "resources": resources}
+               "always": always, "max_age": max_age, "resources": resources,
+               "metrics": metrics}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -173,9 +177,25 @@ def freeze(draft: Draft, root: str, fingerprint: Fingerprint | None = None) -> R
     if not all(isinstance(k, str) for k in params):
         raise UserError(f"{label}: params= keys must be strings", where=where)
     options = _options(draft.options, label, where)
+    options["metrics"] = _metrics(draft.options.get("metrics", ()), outputs, label, where)
     code, params_text = fingerprint(label, where, draft.func, params) if fingerprint else ("", "")
     return Rule(name, inputs, outputs, where, draft.shell, draft.func, params, **options,
                 code=code, params_text=params_text)
+
+
+def _metrics(value: Any, outputs: Files, label: str, where: str) -> tuple[str, ...]:
+    """The outputs marked as metrics; each must be one of the rule's outputs."""
+    if not value:
+        return ()
+    paths = _files(value, "metrics", label, where).paths
+    for path in paths:
+        if path not in outputs.paths:
+            raise UserError(
+                f"{label}: metrics= names {path!r}, which is not one of its outputs",
+                where=where,
+                hint="List the metrics file in outputs= too, e.g. outputs=[\"model.pkl\", "
+                "\"metrics.json\"], metrics=[\"metrics.json\"].")
+    return paths
 
 
 def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:

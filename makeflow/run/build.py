@@ -20,7 +20,7 @@ from makeflow.plan.staleness import Digests, Plan, make_plan
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
-from makeflow.run.recording import RunRecorder
+from makeflow.run.recording import RunRecorder, current_metrics
 from makeflow.run.reporter import Reporter
 from makeflow.store import aside, fs
 from makeflow.store.lock import ProjectLock, ReadOnlyFolder
@@ -89,8 +89,9 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             outcome = "interrupted"
             raise
         finally:
-            recorder.finish(result, graph, outcome)
-            for warning in recorder.warnings:
+            values, unread = current_metrics(pipeline, graph)
+            recorder.finish(result, graph, outcome, values)
+            for warning in [*recorder.warnings, *([unread] if unread else [])]:
                 reporter.warning(warning)
     return result
 

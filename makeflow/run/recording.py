@@ -19,6 +19,7 @@ from makeflow.define.placeholders import substitute
 from makeflow.errors import UserError
 from makeflow.plan.staleness import params_of, recipe_of
 from makeflow.run.outcome import log_path
+from makeflow.store import metrics
 from makeflow.store.history import Recorder, Retention, StepEntry
 
 if TYPE_CHECKING:
@@ -51,6 +52,30 @@ def retention(pipeline: Pipeline) -> Retention:
                     "of run history to keep (0 keeps all).")
             setattr(keep, attr, int(value) if attr == "runs" else float(value))
     return keep
+
+
+def metric_paths(pipeline: Pipeline, graph: Graph) -> list[str]:
+    """The files of the graph's steps that their rules mark as metrics."""
+    if not any(r.metrics for r in pipeline.rules):  # the usual case costs one pass over rules
+        return []
+    paths = []
+    for step in graph.steps.values():
+        marked = step.rule.metrics
+        if marked:
+            paths += [step.outputs.paths[i] for i, p in enumerate(step.rule.outputs.paths)
+                      if p in marked]
+    return paths
+
+
+def current_metrics(pipeline: Pipeline, graph: Graph) -> tuple[dict[str, Any] | None, str]:
+    """The values of the graph's metrics files now, and a warning if one cannot be read."""
+    paths = metric_paths(pipeline, graph)
+    if not paths:
+        return None, ""
+    try:
+        return metrics.read_current(pipeline.root, paths), ""
+    except UserError as exc:
+        return None, f"metrics not recorded: {exc}"
 
 
 def shown_command(step: Step) -> str:
@@ -113,7 +138,7 @@ class RunRecorder:
             self.recorder.step(entry)
 
     def finish(self, result: BuildResult, graph: Graph | None, outcome: str,
-               metrics: dict[str, Any] | None = None) -> None:
+               values: dict[str, Any] | None = None) -> None:
         """Skipped steps (stale, never started) and the run's end."""
         if graph is not None:
             stale = result.plan.stale if result.plan is not None else {}
@@ -123,7 +148,7 @@ class RunRecorder:
                                      recipe=shown_command(step)))
         if self.recorder is not None:
             recorder = self.recorder
-            self._guard(lambda: recorder.finish(outcome, result.fresh, metrics))
+            self._guard(lambda: recorder.finish(outcome, result.fresh, values))
 
     def flush(self) -> None:
         if self.recorder is not None:

@@ -54,7 +54,7 @@ def list_document(pipeline: Pipeline) -> dict[str, Any]:
         kind = "shell" if r.shell is not None else "python" if r.func else "alias"
         rules.append({"name": r.name, "kind": kind, "where": r.where, "default": r is default,
                       "pattern": r.is_pattern, "inputs": list(r.inputs.paths),
-                      "outputs": list(r.outputs.paths)})
+                      "outputs": list(r.outputs.paths), "metrics": list(r.metrics)})
     return {"file": str(pipeline.file), "rules": rules}
 
 
