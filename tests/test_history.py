@@ -228,3 +228,18 @@ def test_watch_builds_are_recorded_too(project):
     watcher._build()
     run = last_run(project)
     assert run.result == "ok" and [s.step for s in run.steps] == ["a"]
+
+
+def test_the_recorded_command_names_the_real_outputs_not_the_stage(project):
+    project.rules("""\
+        from makeflow import rule
+        rule("copy", inputs="in put.txt", outputs=["out put.txt", "b.txt"],
+             shell="cp {inputs} {outputs[0]} && cp {inputs} {outputs[1]}")
+        rule("inplace", inputs="b.txt", outputs="c.txt", stage=False,
+             shell="cp {inputs} {outputs}")
+        """)
+    project.write("in put.txt", "x")
+    assert project.run("build", "c.txt").code == 0
+    steps = {s.step: s for s in last_run(project).steps}
+    assert steps["copy"].recipe == "cp 'in put.txt' 'out put.txt' && cp 'in put.txt' b.txt"
+    assert steps["inplace"].recipe == "cp b.txt c.txt"

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from makeflow.define.loader import Pipeline
     from makeflow.plan.graph import Graph, Step
-    from makeflow.run.executors import JobResult
+    from makeflow.run.executors import Job, JobResult
     from makeflow.run.outcome import BuildResult
 
 
@@ -124,11 +124,13 @@ class RunRecorder:
         if result is not None:
             self.tries.setdefault(step.id, []).append(result)
 
-    def ran(self, step: Step, result: JobResult, status: str = "ran") -> None:
-        self._add(step, status, result)
+    def ran(self, step: Step, result: JobResult, job: Job | None = None,
+            status: str = "ran") -> None:
+        self._add(step, status, result, job)
 
-    def failed(self, step: Step, error: str, result: JobResult | None) -> None:
-        self._add(step, "failed", result, error, _tail(log_path(step.id)))
+    def failed(self, step: Step, error: str, result: JobResult | None,
+               job: Job | None = None) -> None:
+        self._add(step, "failed", result, job, error, _tail(log_path(step.id)))
 
     def cut_off(self, step: Step) -> None:
         self._step(StepEntry(step.id, step.rule.name, "cut_off", ["upstream outputs unchanged"]))
@@ -154,8 +156,8 @@ class RunRecorder:
         if self.recorder is not None:
             self._guard(self.recorder.flush)
 
-    def _add(self, step: Step, status: str, result: JobResult | None, error: str = "",
-             tail: str = "") -> None:
+    def _add(self, step: Step, status: str, result: JobResult | None, job: Job | None,
+             error: str = "", tail: str = "") -> None:
         tries = [*self.tries.pop(step.id, []), *([result] if result is not None else [])]
         cpus = [t.cpu for t in tries if t.cpu is not None]
         peaks = [t.peak_rss for t in tries if t.peak_rss is not None]
@@ -166,8 +168,21 @@ class RunRecorder:
             finished=last.finished if last else None,
             cpu=sum(cpus) if cpus else None, peak_rss=max(peaks) if peaks else None,
             exit_status=last.exit_status if last else None, attempts=max(1, len(tries)),
-            worker=getattr(last, "worker", None) or None, error=error, log=log_path(step.id),
-            log_tail=tail, recipe=shown_command(step), params=params_of(step)))
+            worker=getattr(last, "worker", None) or None, error=error,
+            log=log_path(step.id) if error else "",  # else the usual place: see log_path
+            log_tail=tail, recipe=_ran_command(step, job), params=params_of(step)))
+
+
+def _ran_command(step: Step, job: Job | None) -> str:
+    """The command the job ran, with its staging paths put back to the real outputs:
+    cheaper than substituting the command again for every step."""
+    if job is None or job.command is None:
+        return shown_command(step)
+    command = job.command
+    for staged, final in zip(job.outputs.paths, step.outputs.paths, strict=False):
+        if staged != final:
+            command = command.replace(shlex.quote(staged), shlex.quote(final))
+    return command
 
 
 def _tail(path: str, size: int = 4096) -> str:
@@ -187,7 +202,9 @@ class NoRecorder:
 
     def started(self, step: Step, why: list[str]) -> None: ...
     def retrying(self, step: Step, result: JobResult | None) -> None: ...
-    def ran(self, step: Step, result: JobResult, status: str = "ran") -> None: ...
-    def failed(self, step: Step, error: str, result: JobResult | None) -> None: ...
+    def ran(self, step: Step, result: JobResult, job: Job | None = None,
+            status: str = "ran") -> None: ...
+    def failed(self, step: Step, error: str, result: JobResult | None,
+               job: Job | None = None) -> None: ...
     def cut_off(self, step: Step) -> None: ...
     def flush(self) -> None: ...

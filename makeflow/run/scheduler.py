@@ -304,7 +304,7 @@ class Run:
                 self._failed(step, job, error, landed.result)
                 return
         self.reporter.step_finished(step, landed.result)
-        self.recorder.ran(step, landed.result)
+        self.recorder.ran(step, landed.result, job)
         self._done(step.id, "ran")
 
     def _record(self, step: Step, landed: Landed) -> str:
@@ -337,7 +337,7 @@ class Run:
             return
         self.result.failed[step.id] = error
         self.reporter.step_failed(step, error, job.log if job else log_path(step.id))
-        self.recorder.failed(step, error, result)
+        self.recorder.failed(step, error, result, job)
         if not self.options.keep_going:
             self.stopping = True
             self.ready.clear()

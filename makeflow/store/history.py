@@ -151,6 +151,7 @@ class Recorder:
         self.retention = retention or Retention()
         self.warnings = prepare(db)
         self.pending: list[tuple] = []
+        self._params: dict[int, tuple[dict[str, Any], str]] = {}
         self.counts = dict.fromkeys(STATUSES, 0)
         self.started = clock()
         self.begun = False  # the run's row is written with the first steps, or at the end
@@ -166,7 +167,15 @@ class Recorder:
                              entry.cpu, entry.peak_rss, entry.exit_status, entry.attempts,
                              entry.worker, _text(entry.error), _text(entry.log),
                              _text(entry.log_tail[-LOG_TAIL_BYTES:]), _text(entry.recipe),
-                             json.dumps(entry.params, sort_keys=True, default=repr)))
+                             self._params_json(entry.params)))
+
+    def _params_json(self, params: dict[str, Any]) -> str:
+        """Parameters as JSON, worked out once per dict: the steps of a rule share theirs."""
+        known = self._params.get(id(params))
+        if known is None or known[0] is not params:
+            known = self._params[id(params)] = (params, json.dumps(params, sort_keys=True,
+                                                                   default=repr))
+        return known[1]
 
     def flush(self) -> None:
         """Write the steps recorded since the last flush, in one transaction."""
@@ -270,6 +279,8 @@ def _run(row: tuple) -> RunEntry:
 def _text(value: str) -> str:
     """Text SQLite can store: a file name that is not UTF-8 (Linux allows any bytes) keeps
     its odd bytes as \\xNN escapes; history is for reading, not for finding the file."""
+    if value.isascii():  # the usual case, and much quicker to tell
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -8,10 +8,7 @@ records their values in the run history, `makeflow metrics` shows them, and
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ def parse(path: str, data: bytes) -> Flat:
             return _table(text, "\t" if suffix == ".tsv" else ",")
         else:
             value = json.loads(text)
-    except (ValueError, csv.Error) as exc:
+    except ValueError as exc:  # csv.Error is one too, see _table
         raise UserError(f"metrics file {path} cannot be read: {exc}",
                         hint="Metrics files are JSON, YAML, or CSV/TSV with a header row.") \
             from None
@@ -68,7 +65,13 @@ def _yaml(path: str, text: str) -> Any:
 def _table(text: str, delimiter: str) -> Flat:
     """One row: a key per column. Several rows: `LABEL.column` when the first column holds
     labels, else `ROW.column` numbered from 0."""
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    import csv  # csv and subprocess load only where a metrics file needs them: a build
+    import io  # imports this module, and a no-op build should not pay for them
+
+    try:
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as exc:
+        raise ValueError(str(exc)) from None
     if not rows:
         return {}
     columns = list(rows[0])
@@ -108,6 +111,8 @@ def read_current(root: Path, paths: list[str]) -> dict[str, Flat]:
 
 def read_committed(root: Path, revision: str, paths: list[str]) -> dict[str, Flat]:
     """The metrics files as committed in `revision` (`git show REV:./path`)."""
+    import subprocess
+
     found = {}
     for path in paths:
         try:

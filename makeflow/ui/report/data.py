@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from makeflow.run.outcome import log_path
 from makeflow.store.history import RunEntry, StepEntry
 
 LOG_LINES = 15
@@ -72,7 +73,7 @@ def _rows(entries: dict[str, StepEntry], slots: dict[str, int],
             "cpu": None if e.cpu is None else round(e.cpu, 4), "rss": e.peak_rss,
             "exit": e.exit_status, "tries": e.attempts, "worker": e.worker,
             "slot": slots.get(e.step), "error": e.error, "cmd": e.recipe,
-            "tail": tail, "log": e.log,
+            "tail": tail, "log": e.log or (log_path(e.step) if e.finished else ""),
         })
     return rows, rules
 
@@ -81,9 +82,10 @@ def _tail(entry: StepEntry) -> str | None:
     """The last lines of the step's log: kept in the history for failed steps; for others
     the log on disk, unless a later run has replaced it."""
     text = entry.log_tail
-    if not text and entry.log and entry.finished is not None:
+    log = entry.log or log_path(entry.step)
+    if not text and entry.status != "fresh" and entry.finished is not None:
         try:
-            with open(entry.log, "rb") as f:
+            with open(log, "rb") as f:
                 if os.fstat(f.fileno()).st_mtime > entry.finished + 1:
                     return None
                 f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
@@ -91,7 +93,7 @@ def _tail(entry: StepEntry) -> str | None:
         except OSError:
             return None
     if not text:
-        return "" if entry.log else None
+        return "" if entry.finished is not None else None
     return "\n".join(text.splitlines()[-LOG_LINES:])[-TAIL_BYTES:]
 
 
