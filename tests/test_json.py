@@ -72,6 +72,7 @@ def test_build_json_streams_one_object_per_line(pipeline):
     finished = {e["step"]: e for e in events if e["event"] == "step_finished"}
     assert set(finished) == {"prepare", "train"}
     assert finished["train"]["peak_rss"] > 0 and finished["train"]["cpu"] >= 0
+    assert finished["prepare"]["peak_rss"] > 0 and finished["prepare"]["worker"] is None
     retry = next(e for e in events if e["event"] == "step_retrying")
     assert retry["step"] == "flaky" and retry["attempt"] == 1 and retry["retries"] == 1
     failed = next(e for e in events if e["event"] == "step_failed")

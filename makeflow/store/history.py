@@ -228,7 +228,7 @@ class Recorder:
 def reading(root: Path) -> Iterator[sqlite3.Connection | None]:
     """The state store opened read-only, for the commands that only show history; None when
     there is no store yet."""
-    path = Path(root) / STATE_DIR / "state.db"
+    path = Path(root).resolve() / STATE_DIR / "state.db"
     if not path.exists():
         yield None
         return

@@ -95,7 +95,8 @@ class JsonReporter:
     def step_finished(self, step: Step, result: JobResult) -> None:
         self._event("step_finished", step=step.id, rule=step.rule.name,
                     seconds=round(result.finished - result.started, 6), cpu=result.cpu,
-                    peak_rss=result.peak_rss, exit_status=result.exit_status)
+                    peak_rss=result.peak_rss, exit_status=result.exit_status,
+                    worker=getattr(result, "worker", "") or None)
 
     def step_restored(self, step: Step, *args: Any) -> None:
         self._event("step_restored", step=step.id, rule=step.rule.name)

@@ -149,7 +149,7 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
     cpu, peak = usage_of(proc.usage)
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s",
-                         cpu, peak)
+                         cpu=cpu, peak_rss=peak)
     return _shell_result(status, started, cpu, peak)
 
 
@@ -178,11 +178,13 @@ def _wait(proc: StepProcess, timeout: float | None, processes: Processes | None)
 def _shell_result(status: int, started: float, cpu: float | None,
                   peak: int | None) -> JobResult:
     if status == 0:
-        return JobResult(True, started, time.time(), 0, "", cpu, peak)
+        return JobResult(True, started, time.time(), 0, "", cpu=cpu, peak_rss=peak)
     if status < 0:
         name = signal.Signals(-status).name
-        return JobResult(False, started, time.time(), status, f"killed by {name}", cpu, peak)
-    return JobResult(False, started, time.time(), status, f"exit status {status}", cpu, peak)
+        return JobResult(False, started, time.time(), status, f"killed by {name}", cpu=cpu,
+                         peak_rss=peak)
+    return JobResult(False, started, time.time(), status, f"exit status {status}", cpu=cpu,
+                     peak_rss=peak)
 
 
 def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
