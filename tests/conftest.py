@@ -60,7 +60,12 @@ class Project:
         return Done(proc.returncode, proc.stdout, proc.stderr)
 
     def build(self, *targets: str, **options: object):
-        """The library's build() with a plain reporter; returns the BuildResult."""
+        """The library's build() with a plain reporter; returns the BuildResult.
+
+        The run cache is off unless `cache=True` is given: these builds check what runs
+        and when, and a restore would stand in for a run. The cache's own tests turn it on.
+        """
+        options.setdefault("cache", False)
         pipeline = load(self.root / "Makeflow.py", tuple(options.pop("overrides", ())))
         out = io.StringIO()
         result = build(pipeline, targets, BuildOptions(**options), PlainReporter(out))
@@ -71,3 +76,39 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """An S3 endpoint served by moto on 127.0.0.1, started and stopped here.
+
+    Skipped when moto is not installed, unless CI is set: there a missing server fails.
+    """
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("moto[server] is needed in CI: pip install -e '.[test]'")
+        pytest.skip("moto[server] is not installed")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(moto_server, monkeypatch, request):
+    """A fresh bucket on the moto server, as an s3:// URL; the AWS variables point every
+    client, in this process and in subprocesses, at that server."""
+    import boto3
+
+    for name, value in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    bucket = "mf-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/cache"

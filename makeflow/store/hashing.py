@@ -7,6 +7,7 @@ tests can show that a no-op build reads no file content.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import xxhash
 
@@ -54,10 +55,44 @@ def hash_tree(path: str) -> str:
     or one that loops back up, counts by its target's name. Empty directories count by
     name, so moving or renaming a file inside the tree changes the digest.
     """
+    return tree_digest(_walk(path))
+
+
+def tree_digest(entries: Iterable[tuple[str, str, str]]) -> str:
+    """The digest of a tree from its entries (relative path, kind, payload) in walk order.
+
+    Kinds: "f" a file (payload: its digest), "l" a symlink (its target), "d" an empty
+    folder. `hash_tree` and the content-addressed store's tree manifests both use it, so a
+    manifest can be checked against the digest it is stored under without the files.
+    """
     h = xxhash.xxh3_128()
-    for rel, kind, payload in _walk(path):
+    for rel, kind, payload in entries:
         h.update(f"{kind}\0{rel}\0{payload}\0".encode("utf-8", "surrogateescape"))
     return "tree:" + h.hexdigest()
+
+
+def tree_entries(path: str) -> list[tuple[str, str, str]]:
+    """A folder's entries as `tree_digest` takes them, in the same order."""
+    return list(_walk(path))
+
+
+def copy_hashed(src: str, dst: str) -> str:
+    """Copy `src` to a new file `dst` and return the digest of what was copied.
+
+    One pass over the bytes: the content-addressed store checks each blob it writes or
+    restores this way, so a file that changed meanwhile or a blob rotted on disk is caught
+    by the digest, not trusted.
+    """
+    global bytes_hashed
+    h = xxhash.xxh3_128()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(src, "rb", buffering=0) as fin, open(dst, "xb") as fout:
+        while n := fin.readinto(buf):
+            h.update(view[:n])
+            fout.write(view[:n])
+            bytes_hashed += n
+    return h.hexdigest()
 
 
 def hash_path(path: str) -> str:

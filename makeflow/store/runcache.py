@@ -1,0 +1,163 @@
+"""The run cache: a step's cache key → the digests of the outputs it made, and its log.
+
+The index beside the content-addressed store (`cas.py`), in the same root:
+
+    runs/<2 hex>/<key>.json       one `RunRecord` per key
+
+A record is written only after every blob it names is in the store, and a lookup checks
+that they still are (`gc` may have removed some), so a hit can always be restored. The key
+is computed by the planner (`plan/cachekey.py`) from the same pieces as a step's
+fingerprint, without its outputs' digests; this module only stores strings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from makeflow.store import fs
+from makeflow.store.cas import BlobError, Cas
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a step made: each output path's digest, its log's digest, how long it took."""
+
+    step: str
+    outputs: dict[str, str]
+    log: str | None = None
+    seconds: float = 0.0
+    version: int = field(default=RECORD_VERSION)
+
+    def to_bytes(self) -> bytes:
+        """Deterministic JSON, so two writers of one key write the same bytes."""
+        return json.dumps({"version": self.version, "step": self.step,
+                           "outputs": self.outputs, "log": self.log,
+                           "seconds": round(self.seconds, 3)},
+                          sort_keys=True, ensure_ascii=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RunRecord | None:
+        """The record, or None for one this makeflow cannot read (damaged, other version)."""
+        try:
+            raw = json.loads(data)
+            if raw.get("version") != RECORD_VERSION:
+                return None
+            outputs = {str(k): str(v) for k, v in raw["outputs"].items()}
+            return cls(str(raw["step"]), outputs, raw.get("log"), float(raw.get("seconds", 0)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    @property
+    def digests(self) -> list[str]:
+        """Every object the record names: outputs, then the log."""
+        return [*self.outputs.values(), *([self.log] if self.log else [])]
+
+
+def record_key(key: str) -> str:
+    """Where a key's record lives below a store's root, with "/" separators."""
+    if len(key) < 3 or not key.isalnum():
+        raise ValueError(f"not a cache key: {key!r}")
+    return f"runs/{key[:2]}/{key}.json"
+
+
+class RunCache:
+    """The local run cache: `get(key)`, `save(key, ...)` and `restore(record)` over a Cas."""
+
+    def __init__(self, root: str | os.PathLike[str], link: bool = False):
+        self.root = Path(root)
+        self.cas = Cas(self.root, link=link)
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> RunRecord | None:
+        """The record of `key` when every object it names is still in the store."""
+        record = self.read(key)
+        if record is None or not all(self.cas.has(d) for d in record.digests):
+            return None
+        return record
+
+    def read(self, key: str) -> RunRecord | None:
+        """The record of `key` as stored, whether or not its objects are all here."""
+        try:
+            data = (self.root / record_key(key)).read_bytes()
+        except OSError:
+            return None
+        return RunRecord.from_bytes(data)
+
+    def save(self, key: str, step: str, outputs: dict[str, str], log: str | None = None,
+             seconds: float = 0.0) -> RunRecord:
+        """Store a step's outputs (path → the digest they were hashed to) and its log,
+        then its record. BlobError when an output no longer matches its digest."""
+        for path, digest in outputs.items():
+            self.cas.put(path, digest)
+        log_digest = None
+        if log is not None and os.path.isfile(log):
+            with contextlib.suppress(OSError, BlobError):
+                log_digest = self.cas.put(log)
+        record = RunRecord(step, dict(outputs), log_digest, seconds)
+        self.put(key, record)
+        return record
+
+    def put(self, key: str, record: RunRecord) -> None:
+        """Write a record whose objects are already in the store (atomically)."""
+        final = self.root / record_key(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}-{os.urandom(4).hex()}")
+        tmp.write_bytes(record.to_bytes())
+        os.replace(tmp, final)
+
+    def restore(self, record: RunRecord, log: str | None = None) -> None:
+        """Place every output of `record` at its path, and the log at `log`.
+
+        Each is written beside its target and checked first; only when all are good are
+        they renamed into place, so a corrupt blob leaves the old outputs untouched
+        (BlobError, and the blob is dropped).
+        """
+        ready: list[tuple[str, str]] = []
+        try:
+            for path, digest in record.outputs.items():
+                ready.append((self.cas.prepare(digest, path), path))
+            if log and record.log:
+                with contextlib.suppress(BlobError, OSError):
+                    ready.append((self.cas.prepare(record.log, log), log))
+        except BaseException:
+            for near, _ in ready:
+                fs.remove(near)
+            raise
+        for near, path in ready:
+            fs.replace(near, path)
+
+    def count(self, hits: int, misses: int) -> None:
+        """Add a build's hits and misses to the totals `makeflow cache` shows."""
+        if not hits and not misses:
+            return
+        with contextlib.suppress(sqlite3.Error, OSError), self._counts() as db:
+            db.execute("INSERT INTO counts VALUES ('hits', ?), ('misses', ?) ON CONFLICT(name) "
+                       "DO UPDATE SET n = n + excluded.n", (hits, misses))
+
+    def counts(self) -> dict[str, int]:
+        try:
+            with self._counts() as db:
+                return dict(db.execute("SELECT name, n FROM counts"))
+        except (sqlite3.Error, OSError):
+            return {}
+
+    @contextlib.contextmanager
+    def _counts(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.root / "counts.db", timeout=10, isolation_level=None)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, n INTEGER)")
+            yield db
+        finally:
+            db.close()
+
+    def records(self) -> int:
+        top = self.root / "runs"
+        return sum(len(os.listdir(d)) for d in top.iterdir()) if top.is_dir() else 0

@@ -1,0 +1,160 @@
+"""The local content-addressed store and the run-cache index, on real files."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from makeflow.store.cas import BlobError, Cas, blob_key
+from makeflow.store.hashing import hash_file, hash_tree
+from makeflow.store.runcache import RunCache, RunRecord
+
+
+def write(path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_file_is_stored_under_its_digest_and_restored_byte_for_byte(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    src = write(tmp_path / "a.bin", os.urandom(300_000))
+    digest = cas.put(src)
+    assert digest == hash_file(src)
+    assert cas.has(digest)
+    assert (tmp_path / "cas" / blob_key(digest)).is_file()
+    cas.restore(digest, str(tmp_path / "out" / "b.bin"))
+    assert (tmp_path / "out" / "b.bin").read_bytes() == (tmp_path / "a.bin").read_bytes()
+
+
+def test_a_folder_is_stored_as_a_manifest_and_file_blobs(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    write(tmp_path / "d" / "x.txt", b"x")
+    write(tmp_path / "d" / "sub" / "y.txt", b"y")
+    (tmp_path / "d" / "empty").mkdir()
+    os.symlink("x.txt", tmp_path / "d" / "link")
+    digest = cas.put(str(tmp_path / "d"))
+    assert digest == hash_tree(str(tmp_path / "d"))
+    assert len(cas.blobs(digest)) == 3  # the manifest and two files (the link is x's blob)
+    dest = tmp_path / "restored"
+    write(dest / "old.txt", b"to be replaced")
+    cas.restore(digest, str(dest))
+    assert hash_tree(str(dest)) == digest
+    assert not (dest / "old.txt").exists()
+    # a link counts by what it points to (hashing follows links), so it comes back as a file
+    assert (dest / "link").read_bytes() == b"x"
+
+
+def test_put_with_a_digest_that_no_longer_matches_stores_nothing(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    src = write(tmp_path / "a", b"now")
+    with pytest.raises(BlobError):
+        cas.put(src, "0" * 32)
+    assert cas.usage() == (0, 0)
+
+
+def test_a_corrupt_blob_is_dropped_and_the_target_left_alone(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    digest = cas.put(write(tmp_path / "a", b"good content"))
+    blob = cas.path(digest)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"evil content")
+    target = write(tmp_path / "target", b"what was there")
+    with pytest.raises(BlobError, match="corrupt"):
+        cas.restore(digest, target)
+    assert (tmp_path / "target").read_bytes() == b"what was there"
+    assert not cas.has(digest)
+    assert [p for p in os.listdir(tmp_path) if "makeflow" in p] == []  # no temp left
+
+
+def test_a_tampered_manifest_is_refused(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    write(tmp_path / "d" / "x", b"x")
+    digest = cas.put(str(tmp_path / "d"))
+    os.chmod(cas.path(digest), 0o644)
+    cas.path(digest).write_bytes(b'{"entries": [["../../escape", "f", "00"]]}')
+    with pytest.raises(BlobError):
+        cas.restore(digest, str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_many_threads_storing_the_same_content_leave_one_good_blob(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    src = write(tmp_path / "a", os.urandom(2_000_000))
+    digests: list[str] = []
+    threads = [threading.Thread(target=lambda: digests.append(Cas(cas.root).put(src)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(digests)) == 1
+    assert cas.usage()[0] == 1
+    assert hash_file(str(cas.path(digests[0]))) == digests[0]
+
+
+def test_a_killed_writer_leaves_only_a_temporary_file_that_gc_removes(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    half = cas._tmp_name()
+    with open(half, "wb") as f:
+        f.write(b"half a blob")
+    os.utime(half, (1, 1))
+    assert cas.usage() == (0, 0)
+    cas.gc(10**9)
+    assert not os.path.exists(half)
+
+
+def test_gc_evicts_the_least_recently_used_blobs_first(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    old = cas.put(write(tmp_path / "old", b"o" * 1000))
+    new = cas.put(write(tmp_path / "new", b"n" * 1000))
+    os.utime(cas.path(old), (1000, 1000))
+    removed, freed = cas.gc(1500)
+    assert (removed, freed) == (1, 1000)
+    assert cas.has(new) and not cas.has(old)
+
+
+def test_hardlink_mode_stores_and_restores_without_copying(tmp_path):
+    cas = Cas(tmp_path / "cas", link=True)
+    src = write(tmp_path / "a", b"linked")
+    digest = cas.put(src)
+    assert os.stat(src).st_ino == os.stat(cas.path(digest)).st_ino
+    cas.restore(digest, str(tmp_path / "b"))
+    assert os.stat(tmp_path / "b").st_ino == os.stat(cas.path(digest)).st_ino
+
+
+def test_run_cache_records_outputs_and_log_and_restores_them(tmp_path):
+    cache = RunCache(tmp_path / "cache")
+    out = write(tmp_path / "out.txt", b"result")
+    log = write(tmp_path / "step.log", b"it ran")
+    record = cache.save("k" * 32, "train", {out: hash_file(out)}, log, 1.5)
+    assert cache.get("k" * 32) == record
+    os.unlink(out)
+    os.unlink(log)
+    cache.restore(record, log)
+    assert (tmp_path / "out.txt").read_bytes() == b"result"
+    assert (tmp_path / "step.log").read_bytes() == b"it ran"
+
+
+def test_a_record_whose_blob_was_evicted_is_a_miss(tmp_path):
+    cache = RunCache(tmp_path / "cache")
+    out = write(tmp_path / "out.txt", b"result")
+    cache.save("a" * 32, "s", {out: hash_file(out)})
+    cache.cas.gc(0)
+    assert cache.read("a" * 32) is not None
+    assert cache.get("a" * 32) is None
+
+
+def test_a_damaged_or_foreign_record_reads_as_none():
+    assert RunRecord.from_bytes(b"<<<<<<< HEAD") is None
+    assert RunRecord.from_bytes(b'{"version": 99, "step": "s", "outputs": {}}') is None
+    r = RunRecord("s", {"b": "1" * 32, "a": "2" * 32}, None, 0.5)
+    assert RunRecord.from_bytes(r.to_bytes()) == r
+
+
+def test_hit_counts_add_up_across_instances(tmp_path):
+    RunCache(tmp_path).count(2, 1)
+    RunCache(tmp_path).count(1, 0)
+    assert RunCache(tmp_path).counts() == {"hits": 3, "misses": 1}

@@ -1,0 +1,147 @@
+"""The remote store over real fsspec back ends: a folder (file://), memory:// and S3
+served by moto on 127.0.0.1. One suite for every back end."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+
+from makeflow.store.cas import BlobError, Cas, blob_key
+from makeflow.store.remote import Remote, RemoteError
+from makeflow.store.runcache import RunCache, RunRecord
+
+
+@pytest.fixture(params=["file", "memory", "s3"])
+def url(request, tmp_path):
+    if request.param == "file":
+        (tmp_path / "remote").mkdir()
+        return (tmp_path / "remote").as_uri()
+    if request.param == "memory":
+        return f"memory://mf-{uuid.uuid4().hex}"
+    return request.getfixturevalue("s3_url")
+
+
+def filled(tmp_path, name: str = "cache") -> tuple[RunCache, RunRecord]:
+    cache = RunCache(tmp_path / name)
+    out = tmp_path / "work" / "model.bin"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(os.urandom(100_000))
+    folder = tmp_path / "work" / "plots"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.png").write_bytes(b"a")
+    (folder / "b.png").write_bytes(b"b")
+    digests = {str(out): Cas(tmp_path / "x").put(str(out)),
+               str(folder): Cas(tmp_path / "x").put(str(folder))}
+    return cache, cache.save("f" * 32, "train", digests)
+
+
+def test_push_then_pull_into_another_store_restores_identical_files(tmp_path, url):
+    cache, record = filled(tmp_path)
+    remote = Remote(url)
+    remote.check(create=True)
+    assert remote.push_run(cache.cas, "f" * 32, record)
+    other = RunCache(tmp_path / "other")
+    got = Remote(url).pull_run(other.cas, "f" * 32)
+    assert got == record
+    restored = tmp_path / "restored"
+    for path, digest in record.outputs.items():
+        other.cas.restore(digest, str(restored / os.path.basename(path)))
+    assert (restored / "model.bin").read_bytes() == (tmp_path / "work/model.bin").read_bytes()
+    assert (restored / "plots" / "b.png").read_bytes() == b"b"
+
+
+def test_an_unknown_key_is_none(url):
+    assert Remote(url).get_record("e" * 32) is None
+
+
+def test_the_first_writer_wins_and_a_second_is_a_no_op(tmp_path, url):
+    cache, record = filled(tmp_path)
+    remote = Remote(url)
+    assert remote.push_run(cache.cas, "f" * 32, record)
+    assert not remote.push_run(cache.cas, "f" * 32, record)
+    assert remote.upload(cache.cas, record.outputs.values()) == 0
+
+
+def test_two_pushers_of_the_same_step_at_once_leave_one_good_record(tmp_path, url):
+    cache, record = filled(tmp_path)
+    wins: list[bool] = []
+    errors: list[BaseException] = []
+
+    def push() -> None:
+        try:
+            wins.append(Remote(url).push_run(cache.cas, "f" * 32, record))
+        except BaseException as exc:  # collected: the test fails on it below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert wins.count(True) <= 1
+    assert Remote(url).get_record("f" * 32) == record
+
+
+def test_a_corrupt_remote_blob_is_never_kept(tmp_path, url):
+    cache, record = filled(tmp_path)
+    remote = Remote(url)
+    remote.push_run(cache.cas, "f" * 32, record)
+    model = next(d for d in record.outputs.values() if not d.startswith("tree:"))
+    path = f"{remote.root}/{blob_key(model)}"
+    remote.fs.rm(path)
+    with remote.fs.open(path, "wb") as f:
+        f.write(b"poisoned")
+    other = RunCache(tmp_path / "other")
+    with pytest.raises(BlobError):
+        remote.pull_run(other.cas, "f" * 32)
+    assert not other.cas.has(model)
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_a_missing_bucket_or_folder_is_a_remote_error_naming_the_url(tmp_path, kind, request):
+    if kind == "s3":
+        request.getfixturevalue("s3_url")
+    bad = (tmp_path / "nowhere").as_uri() if kind == "file" else "s3://no-such-bucket-here/c"
+    with pytest.raises(RemoteError, match=r"no-such-bucket-here|nowhere"):
+        Remote(bad).check()
+
+
+def test_an_unreachable_endpoint_is_a_remote_error(monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pytest.importorskip("s3fs")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    with pytest.raises(RemoteError, match="s3://b/p"):
+        Remote("s3://b/p").get_record("a" * 32)
+
+
+def test_an_unknown_protocol_is_a_remote_error():
+    with pytest.raises(RemoteError, match="nosuchproto://x"):
+        Remote("nosuchproto://x")
+
+
+def test_a_large_upload_reports_its_progress(tmp_path):
+    import io
+
+    from makeflow.ui.plain import TransferMeter
+
+    cas = Cas(tmp_path / "cas")
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(40 << 20))
+    digest = cas.put(str(big))
+    (tmp_path / "remote").mkdir()
+    out = io.StringIO()
+    meter = TransferMeter(out)
+    Remote((tmp_path / "remote").as_uri(), progress=meter).upload(cas, [digest])
+    meter.done()
+    assert meter.total == 40 << 20
+    assert "transferred 41.9 MB\n" in out.getvalue()
