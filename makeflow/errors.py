@@ -37,6 +37,12 @@ class BuildFailed(MakeflowError):
     exit_code = 1
 
 
+class RemoteFailed(MakeflowError):
+    """The remote cache could not be used by a command that needs it (`push`, `pull`)."""
+
+    exit_code = 1
+
+
 class Interrupted(MakeflowError):
     """The build was stopped by a signal; the exit status follows the shell's 128 + signal."""
 

@@ -473,7 +473,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     found = {}
     for path in root.rglob("*"):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and not rel.startswith(".makeflow/"):
+        if path.is_file() and not rel.startswith(".makeflow/") and rel != "makeflow.lock":
             found[rel] = path.read_bytes()
     return found
 
@@ -524,8 +524,8 @@ class Built:
 def build_in_process(root: Path, targets: list[str], jobs: int,
                      overrides: tuple[str, ...] = ()) -> Built:
     out = io.StringIO()
-    result = build(load(root / "Makeflow.py", overrides), targets, BuildOptions(jobs=jobs),
-                   PlainReporter(out))
+    result = build(load(root / "Makeflow.py", overrides), targets,
+                   BuildOptions(jobs=jobs, cache=False), PlainReporter(out))
     if result.plan is not None and result.plan.quick:
         COUNTS["no-op builds settled by stats alone"] += 1
     if result.plan is not None and result.plan.partial:
@@ -540,7 +540,8 @@ def build_with_cli(root: Path, targets: list[str], jobs: int,
                    overrides: tuple[str, ...] = ()) -> Built:
     sets = [arg for item in overrides for arg in ("--set", item)]
     proc = subprocess.run(
-        [sys.executable, "-m", "makeflow", "build", "-j", str(jobs), *sets, *targets],
+        [sys.executable, "-m", "makeflow", "build", "--no-cache", "-j", str(jobs), *sets,
+         *targets],
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     failed = {} if proc.returncode == 0 else {"exit": f"{proc.returncode}: {proc.stderr}"}
@@ -796,8 +797,10 @@ class PipelineEdits(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def forget_state(self, data: Any) -> None:
-        """Without .makeflow, every step runs again."""
+        """Without .makeflow (and makeflow.lock, which would stand in for it), every step
+        runs again."""
         shutil.rmtree(self.root / ".makeflow")
+        (self.root / "makeflow.lock").unlink(missing_ok=True)
         self.records = {}
         self.edited(data)
 

@@ -7,12 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from makeflow.define.settings import (
+    DEFAULT_PREFIX,
+    DEFAULT_SHELL,
+    TABLE,
+    Settings,
+    parse_settings,
+)
 from makeflow.errors import UserError
 
 CONFIG_FILE = "makeflow.toml"
-SETTINGS = "makeflow"  # the table of makeflow's own settings; --set leaves it alone
-DEFAULT_SHELL = "bash"
-DEFAULT_PREFIX = "set -euo pipefail;"
+SETTINGS = TABLE  # the table of makeflow's own settings; --set leaves it alone
 
 
 @dataclass(frozen=True)
@@ -26,25 +31,10 @@ class Shell:
     program: str = DEFAULT_SHELL
     prefix: str = DEFAULT_PREFIX
 
-
-def shell_settings(data: dict[str, Any], root: Path) -> Shell:
-    """`shell` and `shell_prefix` from the `[makeflow]` table of makeflow.toml."""
-    table = data.get(SETTINGS, {})
-    where = str(root / CONFIG_FILE)
-    if not isinstance(table, dict):
-        raise UserError(f"{CONFIG_FILE}: [{SETTINGS}] must be a table of settings",
-                        where=where, hint=f'For example:\n[{SETTINGS}]\nshell = "bash"')
-    program = table.get("shell", DEFAULT_SHELL)
-    prefix = table.get("shell_prefix", DEFAULT_PREFIX)
-    if not isinstance(program, str) or not program.strip():
-        raise UserError(f"{CONFIG_FILE}: [{SETTINGS}] shell must name a shell, not {program!r}",
-                        where=where, hint='For example: shell = "bash" (or "sh", "zsh").')
-    if not isinstance(prefix, str):
-        raise UserError(
-            f"{CONFIG_FILE}: [{SETTINGS}] shell_prefix must be a string, not {prefix!r}",
-            where=where, hint='For example: shell_prefix = "set -euo pipefail;"',
-        )
-    return Shell(program.strip(), prefix)
+    @classmethod
+    def of(cls, settings: Settings) -> Shell:
+        """The shell the `shell` and `shell_prefix` settings name."""
+        return cls(settings.shell.strip(), settings.shell_prefix)
 
 
 class Config(dict):
@@ -60,7 +50,22 @@ config = Config()
 
 def load_config(root: Path, overrides: list[str]) -> dict[str, Any]:
     """Read `makeflow.toml` (if any) and apply `KEY.PATH=VALUE` overrides on top."""
+    return load_project(root, overrides)[0]
+
+
+def load_project(root: Path, overrides: list[str]) -> tuple[dict[str, Any], Settings]:
+    """The pipeline's config values with `--set` overrides applied, and makeflow's own
+    settings from the `[makeflow]` table, which the config does not show and `--set`
+    does not touch."""
     path = root / CONFIG_FILE
+    data = _read(path)
+    settings = parse_settings(data.pop(TABLE, {}), str(path))
+    for item in overrides:
+        _apply(data, item)
+    return data, settings
+
+
+def _read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if path.exists():
         try:
@@ -79,8 +84,6 @@ def load_config(root: Path, overrides: list[str]) -> dict[str, Any]:
         except OSError as exc:
             raise UserError(f"cannot read {CONFIG_FILE}: {exc.strerror}",
                             where=str(path)) from None
-    for item in overrides:
-        _apply(data, item)
     return data
 
 
@@ -125,11 +128,12 @@ def _apply(data: dict[str, Any], item: str) -> None:
             hint="For example: --set train.alpha=0.3",
         )
     *parents, leaf = key.split(".")
-    if (parents or [leaf])[0] == SETTINGS:
+    if (parents or [leaf])[0] == TABLE:
         raise UserError(
-            f"--set {key}: the [{SETTINGS}] table holds makeflow's own settings, which --set "
+            f"--set {key}: the [{TABLE}] table holds makeflow's own settings, which --set "
             "does not change",
-            hint=f"Edit [{SETTINGS}] in {CONFIG_FILE} instead.",
+            hint="Use the command's options instead (--remote URL, build --push), the "
+            "environment (MAKEFLOW_REMOTE, MAKEFLOW_CACHE_DIR), or edit makeflow.toml.",
         )
     table = data
     for i, part in enumerate(parents):
@@ -175,26 +179,3 @@ def _unknown(part: str, table: dict[str, Any], key: str) -> None:
     hint = f"Did you mean {close[0]!r}?" if close else f"Add {key} to {CONFIG_FILE} first."
     raise UserError(f"--set {key}: {CONFIG_FILE} has no parameter {part!r}", hint=hint)
 
-
-SETTINGS = "makeflow"  # the table of makeflow.toml that configures makeflow itself
-
-
-def settings(data: dict[str, Any]) -> dict[str, Any]:
-    """The `[makeflow]` table of a loaded config: how makeflow runs (executor, scheduler,
-    ...), as opposed to the values the pipeline reads. Empty when the file has none."""
-    table = data.get(SETTINGS, {})
-    if not isinstance(table, dict):
-        raise UserError(f"{CONFIG_FILE}: {SETTINGS} must be a table, [{SETTINGS}]",
-                        hint=f'For example:\n[{SETTINGS}]\nexecutor = "dask"')
-    return table
-
-
-def setting(data: dict[str, Any], key: str, choices: tuple[str, ...] = ()) -> str | None:
-    """One text setting of the `[makeflow]` table, checked; None when it is not set."""
-    value = settings(data).get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or (choices and value not in choices):
-        allowed = " or ".join(repr(c) for c in choices) if choices else "a string"
-        raise UserError(f"{CONFIG_FILE}: [{SETTINGS}] {key} = {value!r} must be {allowed}")
-    return value

@@ -16,10 +16,11 @@ from makeflow import gcpause
 from makeflow.define import rules as rules_module
 from makeflow.define import source
 from makeflow.define.config import CONFIG_FILE as CONFIG_NAME
-from makeflow.define.config import Shell, config, load_config, shell_settings
+from makeflow.define.config import Shell, config, load_project
 from makeflow.define.digest import Digester, Unfingerprintable, describe, params_text
 from makeflow.define.placeholders import substitute
 from makeflow.define.rules import Fingerprint, Rule, freeze, wildcard_names
+from makeflow.define.settings import Settings
 from makeflow.errors import MakeflowError, UserError
 
 RULES_FILE = "Makeflow.py"
@@ -46,13 +47,18 @@ class Pipeline:
     rules: tuple[Rule, ...]
     config: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
-    shell: Shell = field(default_factory=Shell)
     sources: dict[str, bytes] = field(default_factory=dict)  # see RulesImage
     warnings: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def image(self) -> RulesImage:
         return RulesImage(str(self.file), self.sources, self.config, self.overrides)
+
+    @property
+    def shell(self) -> Shell:
+        """How shell steps run, from the `shell` and `shell_prefix` settings."""
+        return Shell.of(self.settings)
 
     @property
     def root(self) -> Path:
@@ -101,8 +107,9 @@ def load_image(image: RulesImage) -> Pipeline:
 def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage | None
           ) -> Pipeline:
     root = file.parent
-    values = image.config if image else load_config(root, list(overrides))
-    shell = shell_settings(values, root)
+    # a worker process gets the values the build read (its image); it needs no settings
+    values, settings = ((image.config, Settings()) if image
+                        else load_project(root, list(overrides)))
     sources = source.Sources(root, image.sources if image else None)
     source.purge(sources)
     importer = source.Importer(sources)
@@ -129,7 +136,8 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     _check_unique(rules)
     for r in rules:
         _check_placeholders(r)
-    return Pipeline(file, rules, values, tuple(overrides), shell, sources.known, tuple(warnings))
+    return Pipeline(file, rules, values, tuple(overrides), sources.known, tuple(warnings),
+                    settings)
 
 
 def _fingerprinter(digester: Digester, warnings: list[str]) -> Fingerprint:

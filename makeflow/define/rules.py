@@ -51,6 +51,7 @@ class Rule:
     code: str = ""  # the digest of `func` and all it reaches (define/digest.py)
     params_text: str = ""  # `params` as canonical JSON, the form the fingerprint uses
     metrics: tuple[str, ...] = ()  # outputs that hold metrics (JSON, YAML, CSV, TSV)
+    cache: bool = True  # results may be restored from the run cache
 
     @property
     def is_pattern(self) -> bool:
@@ -103,6 +104,7 @@ def rule(
     max_age: float | str | None = None,
     resources: Mapping[str, float] | None = None,
     metrics: Any = (),
+    cache: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -114,14 +116,16 @@ def rule(
     `always` (stale on every build), `max_age` (stale once its last run is older, e.g.
     "24h") and `metrics` (outputs that hold metrics, for `makeflow metrics` and the
     report). `resources` says what one step needs, e.g. `{"cpus": 4, "mem_mb": 16000,
-    "gpus": 1}` (admission, not a limit). `stage=` is accepted and ignored, for rules
-    written when outputs were staged: steps always write their outputs in place now.
+    "gpus": 1}` (admission, not a limit). `cache=False` never restores its outputs from
+    the run cache (steps with side effects, or outputs not to be shared). `stage=` is
+    accepted and ignored, for rules written when outputs were staged: steps always write
+    their outputs in place now.
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age, "resources": resources,
-               "metrics": metrics}
+               "metrics": metrics, "cache": cache}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -205,6 +209,7 @@ def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
                         where=where)
     return {
         "default": bool(options["default"]),
+        "cache": bool(options["cache"]),
         "retries": retries,
         "timeout": _duration(options["timeout"], "timeout", label, where),
         "always": bool(options["always"]),

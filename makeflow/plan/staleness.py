@@ -16,6 +16,7 @@ from makeflow.define.rules import Rule
 from makeflow.plan.graph import Graph, Step
 from makeflow.store import fs
 from makeflow.store.hashing import hash_path, hash_text
+from makeflow.store.lockfile import LockFile, record_of
 from makeflow.store.state import FileRecord, StateStore, StepRecord, dump, fingerprint_of
 
 
@@ -27,6 +28,8 @@ class Digests:
         self.stats = stats
         self.hashed: dict[str, FileRecord] = {}
         self.own: dict[str, FileRecord] = {}  # hashed by this build: see `learn`
+        self.lock: LockFile | None = None  # makeflow.lock, for steps the store never saw
+        self.adopted: list[str] = []  # steps found fresh by their lock entry
 
     def stat(self, path: str) -> fs.Stat | None:
         """The stat to compare with the cache: for a directory, its whole tree's."""
@@ -144,6 +147,8 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     if step.rule.is_alias:
         return []
     stored = state.fingerprint(step.id)
+    if stored is None and not produced_by_stale:
+        stored = _from_lock(step, state, digests)
     if stored is None:
         return ["never ran"]
     timed = []
@@ -160,6 +165,23 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     if not why and not produced_by_stale:
         why = ["order of its files changed"]  # the same files, listed otherwise
     return why
+
+
+def _from_lock(step: Step, state: StateStore, digests: Digests) -> str | None:
+    """A step the store never saw is fresh when its lock entry matches it exactly (a fresh
+    clone with committed outputs): the entry becomes its record. Its fingerprint, or None."""
+    entry = digests.lock.entry(step.id) if digests.lock is not None else None
+    if entry is None:
+        return None
+    record = record_of(entry, step.inputs.paths, step.outputs.paths)
+    if record is None:
+        return None
+    fingerprint = record.fingerprint
+    if fingerprint != current_fingerprint(step, digests):
+        return None
+    state.record_step(step.id, record, digests.take_hashed())
+    digests.adopted.append(step.id)
+    return fingerprint
 
 
 def _time_reasons(step: Step, state: StateStore, now: float) -> list[str]:
@@ -249,6 +271,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     quick: bool = False  # settled by file stats alone (see uptodate.py)
     partial: bool = False  # only steps that touch files whose stat moved were looked at
+    restorable: set[str] = field(default_factory=set)  # stale, but the run cache has them
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale

@@ -24,6 +24,7 @@ from makeflow.run.recording import RunRecorder, current_metrics
 from makeflow.run.reporter import Reporter
 from makeflow.store import aside, fs
 from makeflow.store.lock import ProjectLock, ReadOnlyFolder
+from makeflow.store.lockfile import LockFile
 from makeflow.store.state import StateStore
 
 __all__ = ["BuildOptions", "BuildResult", "build", "log_path", "status"]
@@ -74,6 +75,8 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
                                              options.clock())
         graph = plan.graph
+        for warning in digests.lock.warnings if digests.lock is not None else ():
+            reporter.warning(warning)
         result = BuildResult(plan=plan)
         if options.dry_run:
             reporter.planned(plan)
@@ -93,32 +96,84 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             recorder.finish(result, graph, outcome, values)
             for warning in [*recorder.warnings, *([unread] if unread else [])]:
                 reporter.warning(warning)
+        if result.ok and not plan.quick and digests.lock is not None:
+            from makeflow.run.locking import update_lock
+
+            try:
+                update_lock(digests.lock, graph, state, digests, result)
+            except (OSError, ValueError) as exc:
+                reporter.warning(f"could not write {digests.lock.path.name}: {exc}")
     return result
 
 
 def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
          options: BuildOptions, reporter: Reporter, result: BuildResult,
          executor: ExecutorFactory, recorder: RunRecorder, all_fresh: Callable[[], None]) -> None:
-    """Run the stale steps, if any; save the no-op snapshot when everything is fresh."""
+    """Run the stale steps, if any, with the run cache unless it is turned off; save the
+    no-op snapshot when everything is fresh."""
     graph = plan.graph
     if not plan.runnable:
         result.fresh = [s for s in graph.steps if not graph.steps[s].rule.is_alias]
         if not plan.quick and not options.force:
             all_fresh()
         return
+    from makeflow.run.cached import lock_hints, open_cache
     from makeflow.run.scheduler import Run  # threads and processes: only when a step runs
 
-    Run(pipeline, graph, plan, state, digests, options, reporter, result, recorder).run(executor)
+    settings = pipeline.settings
+    cache = None
+    if options.cache and (settings.cache or options.restore_only):
+        cache = open_cache(pipeline.root, settings, options.remote, options.push,
+                           options.progress)
+        if options.restore_only:
+            cache.hints = lock_hints(plan.graph, digests.lock)
+    try:
+        Run(pipeline, graph, plan, state, digests, options, reporter, result, recorder,
+            cache).run(executor)
+    finally:
+        if cache is not None:
+            cache.close(settings.cache_max_size)
+            result.remote_error = cache.remote_error
+            for warning in cache.take_warnings():
+                reporter.warning(warning)
     if result.ok and not result.not_run and not state.forgotten:
         all_fresh()
 
 
-def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None) -> Plan:
-    """The plan without running anything: which steps are stale, and why."""
+def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None,
+           remote: str | None = None, cache: bool = False) -> Plan:
+    """The plan without running anything: which steps are stale, and why.
+
+    With `cache`, stale steps whose cache key the run cache (or the remote) knows are
+    listed in `plan.restorable`, and their warnings in `plan.warnings`.
+    """
     with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state, gcpause.paused():
-        plan, _, _ = _plan(pipeline, targets, state, False, now)
+        plan, digests, _ = _plan(pipeline, targets, state, False, now)
+        if cache and pipeline.settings.cache and plan.runnable:
+            _restorable(pipeline, plan, digests, remote)
     plan.warnings = [*pipeline.warnings, *plan.warnings]
     return plan
+
+
+def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | None) -> None:
+    """Mark the stale steps that a build would restore rather than run.
+
+    Only steps stale for their own reasons: one below a stale step gets its key when its
+    upstream has run.
+    """
+    from makeflow.plan.cachekey import cache_key as step_key
+    from makeflow.plan.cachekey import cacheable
+    from makeflow.run.cached import open_cache
+
+    cache = open_cache(pipeline.root, pipeline.settings, remote)
+    for sid in plan.runnable:
+        step = plan.graph.steps[sid]
+        if not cacheable(step) or any(w.startswith("upstream") for w in plan.stale[sid]):
+            continue
+        key = step_key(step, digests)
+        if key is not None and cache.known(key):
+            plan.restorable.add(sid)
+    plan.warnings = [*plan.warnings, *cache.take_warnings()]
 
 
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
@@ -148,11 +203,12 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     if suspects == []:
         return Plan(graph, warnings=state.warnings, quick=True), digests, all_fresh
     resets = state.resets
+    digests.lock = LockFile(pipeline.root)
     plan = make_plan(graph, state, digests, force, now,
                      None if suspects is None else set(suspects))
     if state.resets != resets:  # the store was found damaged: plan with the empty one
         plan = make_plan(graph, state, digests, force, now)
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
-    plan.warnings = state.warnings
+    plan.warnings = [*state.warnings, *digests.lock.warnings]
     state.remember_files(digests.take_hashed())
     return plan, digests, all_fresh

@@ -26,6 +26,11 @@ class BuildOptions:
     keep_going: bool = False
     wait: bool = True  # for another build in the same folder to finish
     clock: Callable[[], float] = time.time  # injectable, for max_age and schedules in tests
+    cache: bool = True  # restore stale steps from the run cache, save what runs
+    remote: str | None = None  # the shared cache's URL; None: MAKEFLOW_REMOTE or the setting
+    push: bool | None = None  # upload what this build made; None: the `push` setting
+    restore_only: bool = False  # `pull`: restore what the caches have, run nothing
+    progress: Callable[[int], None] | None = None  # told of the bytes each transfer moves
 
 
 @dataclass
@@ -33,11 +38,13 @@ class BuildResult:
     """What a build did, by step id; `failed` maps a step to its one-line reason."""
 
     ran: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # from the run cache instead of run
     fresh: list[str] = field(default_factory=list)
     cut_off: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)
+    remote_error: str | None = None  # the remote cache failed (the build went on without)
     plan: Plan | None = None
     seconds: float = 0.0
     run_id: int = 0  # in the run history; 0 for a dry run

@@ -20,8 +20,10 @@ from concurrent.futures import Future
 from makeflow.define.loader import Pipeline
 from makeflow.define.placeholders import substitute
 from makeflow.errors import Interrupted, Terminated
+from makeflow.plan.cachekey import cache_key, cacheable
 from makeflow.plan.graph import Graph, Step
 from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
+from makeflow.run.cached import BuildCache, Restored
 from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
 from makeflow.run.landing import Landed, Running, land, os_error
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -40,8 +42,13 @@ class Run:
 
     def __init__(self, pipeline: Pipeline, graph: Graph, plan: Plan, state: StateStore,
                  digests: Digests, options: BuildOptions, reporter: Reporter,
-                 result: BuildResult, recorder: RunRecorder | NoRecorder | None = None):
+                 result: BuildResult, recorder: RunRecorder | NoRecorder | None = None,
+                 cache: BuildCache | None = None):
         self.pipeline, self.graph, self.plan = pipeline, graph, plan
+        self.cache = cache
+        self.keys: dict[str, str] = {}  # cache keys of the steps submitted
+        self.looked_up: set[str] = set()  # steps the cache did not have: they run
+        self.restoring: dict[Future[Restored], Step] = {}
         self.state, self.digests, self.options = state, digests, options
         self.reporter, self.result = reporter, result
         self.recorder = recorder or NoRecorder()  # the run history
@@ -50,8 +57,7 @@ class Run:
         self.retry_at: list[tuple[float, int, str]] = []  # a heap of (when, position, step)
         self.attempts: dict[str, int] = {}
         self.running: dict[Future[JobResult], Running] = {}
-        self.landed: queue.SimpleQueue[tuple[Future[JobResult], Landed | None]] = (
-            queue.SimpleQueue())
+        self.landed: queue.SimpleQueue[tuple[Future, Landed | None]] = queue.SimpleQueue()
         self.slots_in_use = JobSlots(options.jobs, 1)
         self.stopping = False
         self.folders = fs.Folders()
@@ -98,7 +104,7 @@ class Run:
             executor.shutdown(kill=bool(self.running))
             self._flush()
         r = self.result
-        settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh}
+        settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh, *r.restored}
         self.result.not_run = [
             sid for sid in self.graph.steps
             if sid in self.plan.stale and sid not in settled
@@ -132,10 +138,10 @@ class Run:
             aside.put_back(pairs)
 
     def _loop(self, executor: Executor) -> None:
-        while self.ready or self.running or self.retry_at:
+        while self.ready or self.running or self.retry_at or self.restoring:
             self._due_retries(executor)
             self._fill(executor)
-            if not self.running:
+            if not self.running and not self.restoring:
                 if self.stopping and not self.retry_at:
                     return
                 if self.retry_at:
@@ -163,6 +169,9 @@ class Run:
             ended.append(self.landed.get_nowait())
         finished = []
         for future, landed in ended:
+            if future in self.restoring:
+                self._restored(future)
+                continue
             if future not in self.running:
                 continue  # cancelled by this loop, already taken back
             running = self._taken_back(future)
@@ -213,9 +222,60 @@ class Run:
             self._done(sid, "cut_off" if cut_off else "fresh")
             return
         self.plan.stale[sid] = why
+        if self._restore(step):
+            return
+        if self.options.restore_only:  # `pull`: what the caches do not have waits to run
+            return
         self.reporter.step_started(step, why)
         self.recorder.started(step, why)
         self._submit(step, executor)
+
+    def _restore(self, step: Step) -> bool:
+        """Look the stale step up in the run cache on the cache's threads; whether it was
+        handed there. A hit is done without running; a miss comes back to run."""
+        if self.cache is None or not cacheable(step):
+            return False
+        key = self.keys.get(step.id) or cache_key(step, self.digests)
+        if key is None:
+            return False
+        self.keys[step.id] = key
+        if self.options.force or step.id in self.looked_up:
+            return False
+        future = self.cache.submit(self.cache.restore, step, key, log_path(step.id))
+        self.restoring[future] = step
+        future.add_done_callback(lambda done: self.landed.put((done, None)))
+        return True
+
+    def _restored(self, future: Future[Restored]) -> None:
+        """Record a step restored from the cache, or send it back to run."""
+        step = self.restoring.pop(future)
+        self._cache_warnings()
+        try:
+            restored = future.result()
+        except Exception as exc:  # a cache fault costs a rerun, never the build
+            self.reporter.warning(f"the run cache failed for {step.id}: {exc!r}")
+            restored = Restored()
+        if restored.record is None:
+            self.looked_up.add(step.id)
+            if not self.stopping:
+                heapq.heappush(self.ready, (self.position[step.id], step.id))
+            return
+        for path in step.outputs.paths:
+            self.digests.forget(path)
+        self.digests.learn(restored.outputs)
+        inputs = {p: self.digests.get(p) or "" for p in step.inputs.paths}
+        outputs = {p: r.digest for p, r in restored.outputs.items()}
+        record = StepRecord(recipe_of(step), params_of(step), inputs, outputs,
+                            time.time_ns(), restored.record.seconds)
+        self.state.record_step(step.id, record,
+                               {**self.digests.take_hashed(), **restored.outputs})
+        self.reporter.step_restored(step)
+        self._done(step.id, "restored")
+
+    def _cache_warnings(self) -> None:
+        if self.cache is not None:
+            for text in self.cache.take_warnings():
+                self.reporter.warning(text)
 
     def _submit(self, step: Step, executor: Executor) -> None:
         attempt = self.attempts[step.id] = self.attempts.get(step.id, 0) + 1
@@ -245,10 +305,21 @@ class Run:
             return
         try:
             landed = land(running, _result_of(future))
+            self._save(running, landed)
         except Exception as exc:  # the step fails, the build goes on
             now = time.time()
             landed = Landed(JobResult(False, now, now), f"makeflow failed: {exc!r}")
         self.landed.put((future, landed))
+
+    def _save(self, running: Running, landed: Landed) -> None:
+        """Hand a step's fresh outputs to the run cache (it copies them on its threads)."""
+        key = self.keys.get(running.step.id)
+        if self.cache is None or key is None or landed.error or landed.moved:
+            return
+        result = landed.result
+        self.cache.save_later(running.step, key,
+                              {p: r.digest for p, r in landed.outputs.items()},
+                              running.job.log, result.finished - result.started)
 
     def _why(self, step: Step) -> list[str]:
         if self.options.force and not step.rule.is_alias:

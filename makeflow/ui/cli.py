@@ -26,7 +26,7 @@ from makeflow.run.build import BuildOptions, build, log_path, status
 from makeflow.run.clean import clean
 from makeflow.run.executors.choose import EXECUTORS, SCHEDULER_ENV, Choice, choose
 from makeflow.ui.graphs import render
-from makeflow.ui.plain import plan_lines
+from makeflow.ui.plain import TransferMeter, plan_lines
 from makeflow.ui.view import make_reporter
 
 
@@ -123,6 +123,14 @@ def executor_for(pipeline: Pipeline, jobs: int | None, executor: str | None,
     return BuildOptions(jobs=jobs or os.cpu_count() or 1), choice
 
 
+def remote_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--remote", metavar="URL", default=None,
+        help="The shared cache: any fsspec URL (s3://bucket/prefix, file:///path, ...). "
+        "Default: $MAKEFLOW_REMOTE, or remote in the [makeflow] table of makeflow.toml.",
+    )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="makeflow")
 @project_options
@@ -155,16 +163,27 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
               help="Print the command each step runs (after substitution), also with -n.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per line as the build goes (see docs/json.md).")
+@remote_option
+@click.option("--push", "push", is_flag=True, default=None,
+              help="Upload what this build made to the remote cache.")
+@click.option("--no-cache", is_flag=True,
+              help="Run stale steps instead of restoring them, and cache nothing.")
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
                   scheduler: str | None, dry_run: bool, force: bool, keep_going: bool,
-                  quiet: bool, no_wait: bool, print_commands: bool, as_json: bool) -> None:
-    """Bring TARGETS (files or rule names; default: the default rule) up to date."""
+                  quiet: bool, no_wait: bool, print_commands: bool, as_json: bool,
+                  remote: str | None, push: bool | None, no_cache: bool) -> None:
+    """Bring TARGETS (files or rule names; default: the default rule) up to date.
+
+    A stale step whose result is in the run cache (local, or the remote when one is set)
+    is restored instead of run.
+    """
     pipeline = open_pipeline(rules_file, directory, overrides)
     base, choice = executor_for(pipeline, jobs, executor, scheduler)
     options = BuildOptions(jobs=base.jobs, dry_run=dry_run, force=force,
-                           keep_going=keep_going, wait=not no_wait)
+                           keep_going=keep_going, wait=not no_wait, remote=remote, push=push,
+                           cache=not no_cache)
     reporter = make_reporter(sys.stdout, quiet, print_commands, as_json)
     result = build(pipeline, targets, options, reporter, choice)
     if not result.ok:
@@ -179,12 +198,15 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
               help="Print the command each stale step would run.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document (see docs/json.md).")
+@remote_option
 @handle_errors
 def status_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                    targets: tuple[str, ...], check: bool, print_commands: bool,
-                   as_json: bool) -> None:
-    """Show which steps are stale and why, without running anything."""
-    plan = status(open_pipeline(rules_file, directory, overrides), targets)
+                   as_json: bool, remote: str | None) -> None:
+    """Show which steps are stale and why, without running anything; a stale step the run
+    cache can restore says so."""
+    plan = status(open_pipeline(rules_file, directory, overrides), targets, remote=remote,
+                  cache=True)
     if as_json:
         from makeflow.ui.jsonout import dumps, status_document
 
@@ -206,6 +228,102 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
         click.echo(f"all {total} steps up to date")
     if check and stale:
         sys.exit(1)
+
+
+@cli.command("pull")
+@project_options
+@click.argument("targets", nargs=-1)
+@remote_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+@handle_errors
+def pull_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                 targets: tuple[str, ...], remote: str | None, quiet: bool) -> None:
+    """Restore the outputs of TARGETS from the remote cache without running anything.
+
+    A step is restored when the cache holds its result for its current inputs, or when
+    makeflow.lock records its outputs for them. Steps it cannot restore are left for
+    `makeflow build`.
+    """
+    from makeflow.run.share import pull
+
+    meter = _meter()
+    result = pull(open_pipeline(rules_file, directory, overrides), targets, remote,
+                  make_reporter(sys.stdout, quiet), progress=meter)
+    if meter is not None:
+        meter.done()
+    if result.not_run:
+        click.echo(f"{len(result.not_run)} steps are not in the cache; `makeflow build` "
+                   "runs them: " + ", ".join(result.not_run[:10])
+                   + (" ..." if len(result.not_run) > 10 else ""))
+
+
+@cli.command("push")
+@project_options
+@click.argument("targets", nargs=-1)
+@remote_option
+@handle_errors
+def push_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                 targets: tuple[str, ...], remote: str | None) -> None:
+    """Upload the outputs and records of TARGETS' up-to-date steps to the remote cache."""
+    from makeflow.run.share import push
+
+    meter = _meter()
+    done = push(open_pipeline(rules_file, directory, overrides), targets, remote, meter)
+    if meter is not None:
+        meter.done()
+    click.echo(f"pushed {done.steps} steps ({done.new} new to the remote)")
+    if done.skipped:
+        click.echo(f"skipped {len(done.skipped)} stale or uncached steps: "
+                   + ", ".join(done.skipped[:10]) + (" ..." if len(done.skipped) > 10 else ""))
+
+
+def _meter() -> TransferMeter | None:
+    """A byte count of big transfers on stderr, when it is a terminal."""
+    return TransferMeter(sys.stderr) if sys.stderr.isatty() else None
+
+
+@cli.group("cache", invoke_without_command=True)
+@project_options
+@click.pass_context
+@handle_errors
+def cache_command(ctx: click.Context, rules_file: str | None, directory: str | None,
+                  overrides: tuple[str, ...]) -> None:
+    """Show the run cache: where it is, its size, and how often builds hit it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from makeflow.run.share import cache_info
+
+    info = cache_info(open_pipeline(rules_file, directory, overrides))
+    hits, misses = info.counts.get("hits", 0), info.counts.get("misses", 0)
+    limit = f" (limit {_size(info.max_size)})" if info.max_size is not None else ""
+    click.echo(f"cache    {info.root}")
+    click.echo(f"size     {_size(info.size)} in {info.blobs} blobs{limit}")
+    click.echo(f"records  {info.records} step results")
+    click.echo(f"lookups  {hits} hits, {misses} misses")
+
+
+@cache_command.command("gc")
+@project_options
+@click.option("--max-size", metavar="SIZE",
+              help="Trim to this size, least recently used first (e.g. 10GB). "
+              "Default: cache_max_size in the [makeflow] table.")
+@handle_errors
+def cache_gc_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
+                     max_size: str | None) -> None:
+    """Trim the run cache."""
+    from makeflow.define.settings import parse_size
+    from makeflow.run.share import cache_gc
+
+    limit = parse_size(max_size, "--max-size") if max_size is not None else None
+    removed, freed = cache_gc(open_pipeline(rules_file, directory, overrides), limit)
+    click.echo(f"removed {removed} blobs, {_size(freed)}")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 @cli.command("why")

@@ -78,6 +78,11 @@ class RichReporter(PlainReporter):
         super().step_cut_off(step)
         self.progress.update(self.task, total=self.total)
 
+    def step_restored(self, step: Step) -> None:
+        self.progress.advance(self.task)
+        self.count += 1
+        self.console.print(Text.assemble(("↺ ", "cyan"), step.id, ("  restored", "dim")))
+
     def step_finished(self, step: Step, result: JobResult) -> None:
         self.running.pop(step.id, None)
         self.progress.advance(self.task)

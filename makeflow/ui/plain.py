@@ -31,7 +31,10 @@ def log_tail(log: str, lines: int = LOG_TAIL) -> list[str]:
 
 
 def summary(result: BuildResult) -> str:
-    parts = [f"ran {len(result.ran)}", f"fresh {len(result.fresh)}"]
+    parts = [f"ran {len(result.ran)}"]
+    if result.restored:
+        parts.append(f"restored {len(result.restored)}")
+    parts.append(f"fresh {len(result.fresh)}")
     if result.cut_off:
         parts.append(f"cut off {len(result.cut_off)}")
     parts.append(f"failed {len(result.failed)}")
@@ -48,7 +51,8 @@ def plan_lines(plan: Plan, commands: bool = False) -> list[str]:
         step = plan.graph.steps[sid]
         if step.rule.is_alias:
             continue
-        lines.append(f"{sid}: {'; '.join(why)}")
+        restorable = " (restorable from cache)" if sid in plan.restorable else ""
+        lines.append(f"{sid}: {'; '.join(why)}{restorable}")
         if commands:
             lines.append(f"  $ {step_command(step)}")
     return lines
@@ -107,6 +111,12 @@ class PlainReporter:
     def step_cut_off(self, step: Step) -> None:
         """A step planned to run that its upstream's identical outputs made fresh."""
         self.total -= 1
+
+    def step_restored(self, step: Step) -> None:
+        """A stale step whose outputs came from the run cache instead of running it."""
+        self.count += 1
+        if not self.quiet:
+            self._line(f"[{self.count}/{self.total}] {step.id} restored from cache")
 
     def step_finished(self, step: Step, result: JobResult) -> None:
         self.count += 1

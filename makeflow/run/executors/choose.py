@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from makeflow.define.config import setting
 from makeflow.define.loader import Pipeline
 from makeflow.errors import UserError
 from makeflow.run.executors import Executor, rules_digest
@@ -47,10 +46,10 @@ def choose(pipeline: Pipeline, executor: str | None = None, scheduler: str | Non
     if executor == "local" and scheduler:
         raise UserError(f"--scheduler {scheduler} needs --executor dask, not local")
     if executor is None and scheduler is None:
-        executor = setting(pipeline.config, "executor", EXECUTORS)
+        executor = pipeline.settings.executor
     if executor != "local":
         scheduler = (scheduler or os.environ.get(SCHEDULER_ENV)
-                     or setting(pipeline.config, "scheduler"))
+                     or pipeline.settings.scheduler)
     if executor is None:
         executor = "dask" if scheduler else "local"
     if executor == "local":

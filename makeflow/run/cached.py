@@ -1,0 +1,256 @@
+"""The run cache as a build uses it: restore a stale step's outputs instead of running it,
+and save what a step made.
+
+A lookup asks the local cache, then the remote (when one is set); a remote hit is fetched
+into the local store first, so every restore is one checked, atomic placement from local
+blobs. Saving copies a step's outputs into the local store and, with `push`, uploads them.
+Both run on a small pool of threads, so copies overlap the steps that run meanwhile.
+
+A failing remote is one warning for the build, after which it is left alone: the build
+goes on locally with the result it would have had without a remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from makeflow.define.settings import Settings
+from makeflow.plan.cachekey import record_key
+from makeflow.plan.graph import Graph, Step
+from makeflow.store import fs
+from makeflow.store.cas import BlobError
+from makeflow.store.lockfile import LockFile, record_of
+from makeflow.store.runcache import RunCache, RunRecord
+from makeflow.store.state import FileRecord
+
+WORKERS = 4
+
+
+def remote_url(option: str | None, settings: Settings) -> str | None:
+    """The remote to use: the command line's, else MAKEFLOW_REMOTE, else the setting; an
+    empty string at any level means none."""
+    for chosen in (option, os.environ.get("MAKEFLOW_REMOTE"), settings.remote):
+        if chosen is not None:
+            return chosen or None
+    return None
+
+
+@dataclass
+class Restored:
+    """What a lookup found: on a hit the record and the outputs' stat entries, placed."""
+
+    record: RunRecord | None = None
+    outputs: dict[str, FileRecord] = field(default_factory=dict)
+
+
+class BuildCache:
+    """The local run cache, and the remote behind it, for one build."""
+
+    def __init__(self, local: RunCache, remote_url: str | None = None, push: bool = False,
+                 progress: Callable[[int], None] | None = None):
+        self.local = local
+        self.progress = progress
+        self.remote_url = remote_url
+        self.push = push and remote_url is not None
+        self._remote = None
+        self._remote_failed = remote_url is None
+        self._lock = threading.RLock()
+        self._warnings: list[str] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._saving: list[Future[None]] = []
+        self.pushed = 0
+        self.remote_error: str | None = None
+        # outputs known by key without a run record (from makeflow.lock): their blobs
+        # may be on the remote
+        self.hints: dict[str, RunRecord] = {}
+
+    # -- the remote, failing once --------------------------------------------------
+    def remote(self):
+        """The remote store, or None when there is none or it failed already."""
+        if self._remote_failed:
+            return None
+        with self._lock:
+            if self._remote is None and not self._remote_failed:
+                from makeflow.store.remote import Remote, RemoteError  # fsspec: only if set
+
+                try:
+                    self._remote = Remote(self.remote_url, progress=self.progress)
+                    self._remote.check(create=self.push)
+                except RemoteError as exc:
+                    self._fail(exc)
+            return self._remote
+
+    def _fail(self, exc: Exception) -> None:
+        if not self._remote_failed:
+            self.remote_error = str(exc)
+            self._remote_failed = True
+            self._remote = None
+            self.warn(f"{exc}; the build goes on without the remote cache")
+
+    def warn(self, text: str) -> None:
+        with self._lock:
+            self._warnings.append(text)
+
+    def take_warnings(self) -> list[str]:
+        with self._lock:
+            taken, self._warnings = self._warnings, []
+        return taken
+
+    # -- lookups -------------------------------------------------------------------
+    def submit(self, work, *args) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="makeflow-cache")
+        return self._pool.submit(work, *args)
+
+    def find(self, key: str) -> RunRecord | None:
+        """The record of `key` with its blobs in the local store: local, else remote."""
+        record = self.local.get(key)
+        if record is not None:
+            return record
+        hint = self.hints.get(key)
+        if hint is not None and all(self.local.cas.has(d) for d in hint.outputs.values()):
+            return hint
+        remote = self.remote()
+        if remote is None:
+            return None
+        from makeflow.store.remote import RemoteError
+
+        try:
+            if hint is not None:
+                remote.download(self.local.cas, hint.outputs.values())
+                return hint
+            record = remote.pull_run(self.local.cas, key)
+        except RemoteError as exc:
+            self._fail(exc)
+            return None
+        except BlobError as exc:
+            self.warn(f"the remote cache {self.remote_url} holds a bad blob: {exc}")
+            return None
+        if record is None:
+            return None
+        if record.log and not self.local.cas.has(record.log):
+            record = RunRecord(record.step, record.outputs, None, record.seconds)
+        self.local.put(key, record)
+        return record
+
+    def restore(self, step: Step, key: str, log: str) -> Restored:
+        """Find `key` and place its outputs (and log); a miss when not found or bad."""
+        record = self.find(key)
+        if record is None or set(record.outputs) != set(step.outputs.paths):
+            self._count(miss=True)
+            return Restored()
+        try:
+            self.local.restore(record, log)
+            outputs = {p: _placed(p, d) for p, d in record.outputs.items()}
+        except (BlobError, OSError) as exc:
+            self.warn(f"{step.id} could not be restored from the cache ({exc}); it runs "
+                      "instead")
+            self._count(miss=True)
+            return Restored()
+        self._count(miss=False)
+        return Restored(record, outputs)
+
+    def _count(self, miss: bool) -> None:
+        with self._lock:
+            if miss:
+                self.local.misses += 1
+            else:
+                self.local.hits += 1
+
+    def known(self, key: str) -> bool:
+        """Whether `key` could be restored (for `status`): local first, then the remote."""
+        if self.local.get(key) is not None:
+            return True
+        remote = self.remote()
+        if remote is None:
+            return False
+        from makeflow.store.remote import RemoteError
+
+        try:
+            return remote.get_record(key) is not None
+        except RemoteError as exc:
+            self._fail(exc)
+            return False
+
+    # -- saving ----------------------------------------------------------------------
+    def save_later(self, step: Step, key: str, outputs: dict[str, str], log: str,
+                   seconds: float) -> None:
+        """Store a step's outputs and record (and push them) on the cache's threads."""
+        self._saving.append(self.submit(self._save, step, key, outputs, log, seconds))
+
+    def _save(self, step: Step, key: str, outputs: dict[str, str], log: str,
+              seconds: float) -> None:
+        try:
+            record = self.local.save(key, step.id, outputs, log, seconds)
+        except BlobError:
+            return  # an output changed after the step: not cached, it was not its result
+        except OSError as exc:
+            self.warn(f"could not save {step.id} in the cache {self.local.root}: {exc}")
+            return
+        if self.push:
+            self.push_record(key, record)
+
+    def push_record(self, key: str, record: RunRecord) -> bool:
+        remote = self.remote()
+        if remote is None:
+            return False
+        from makeflow.store.remote import RemoteError
+
+        try:
+            remote.push_run(self.local.cas, key, record)
+        except RemoteError as exc:
+            self._fail(exc)
+            return False
+        with self._lock:
+            self.pushed += 1
+        return True
+
+    def close(self, max_size: int | None = None) -> None:
+        """Wait for the saves, add up the hits, trim the store to `max_size`."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.local.count(self.local.hits, self.local.misses)
+        self.local.hits = self.local.misses = 0
+        if max_size is not None:
+            with contextlib.suppress(OSError):
+                self.local.cas.gc(max_size)
+
+
+def lock_hints(graph: Graph, lock: LockFile | None) -> dict[str, RunRecord]:
+    """What makeflow.lock says each step made, by the cache key of its entry's inputs: a
+    step whose inputs match its entry can have those outputs back (`makeflow pull`)."""
+    hints: dict[str, RunRecord] = {}
+    if lock is None:
+        return hints
+    for sid, step in graph.steps.items():
+        entry = lock.entry(sid)
+        record = record_of(entry, step.inputs.paths, step.outputs.paths) if entry else None
+        key = record_key(step, record) if record is not None else None
+        if key is not None:
+            hints[key] = RunRecord(sid, record.outputs)
+    return hints
+
+
+def _placed(path: str, digest: str) -> FileRecord:
+    """The stat entry of an output just restored and checked against `digest`."""
+    st = fs.deep_stat(path)
+    if st is None:
+        raise FileNotFoundError(2, "No such file or directory", path)
+    return FileRecord(st.size, st.mtime_ns, st.inode, digest, time.time_ns())
+
+
+def open_cache(root: Path, settings: Settings, remote_option: str | None = None,
+               push: bool | None = None,
+               progress: Callable[[int], None] | None = None) -> BuildCache:
+    """The cache a build in `root` uses, from its settings and the command line's."""
+    local = RunCache(settings.cache_root(root), link=settings.cache_link)
+    url = remote_url(remote_option, settings)
+    return BuildCache(local, url, settings.push if push is None else push, progress)

@@ -1,0 +1,40 @@
+"""Keeping `makeflow.lock` up to date after a successful build.
+
+Only the entries of steps this build ran, restored or adopted change; the others are kept
+as they were, so a build of one target does not drop the rest. A build that changed
+nothing, with a lock in place, does not touch it (the no-op path stays a few stats).
+"""
+
+from __future__ import annotations
+
+from makeflow.plan.graph import Graph
+from makeflow.plan.staleness import Digests
+from makeflow.run.outcome import BuildResult
+from makeflow.store.lockfile import LockFile, entry_of
+from makeflow.store.state import StateStore
+
+
+def update_lock(lock: LockFile, graph: Graph, state: StateStore, digests: Digests,
+                result: BuildResult) -> bool:
+    """Write the lock's entries for this build's steps; whether the file changed."""
+    changed = [*result.ran, *result.restored, *digests.adopted, *state.forgotten]
+    if not changed and lock.path.exists() and lock.readable:
+        return False
+    entries = dict(lock.entries()) if lock.readable else {}
+    steps = graph.steps if not lock.readable else {s: graph.steps[s] for s in changed
+                                                    if s in graph.steps}
+    state.flush()
+
+    def size(path: str) -> int | None:
+        known = state.file(path)
+        return known.size if known is not None else None
+
+    for sid, step in steps.items():
+        if step.rule.is_alias:
+            continue
+        record = state.record(sid)
+        if record is None:
+            entries.pop(sid, None)
+        else:
+            entries[sid] = entry_of(record, size)
+    return lock.write(entries)
