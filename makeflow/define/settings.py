@@ -45,6 +45,8 @@ class Settings:
     shell_prefix: str = DEFAULT_PREFIX
     executor: str | None = None  # None: local, unless a scheduler is given
     scheduler: str | None = None
+    keep_runs: int | float | None = None  # run history kept (0 keeps all); None: default
+    keep_days: int | float | None = None
 
     def cache_root(self, project: Path) -> Path:
         """Where the local cache lives: `cache_dir` (MAKEFLOW_CACHE_DIR first), relative to
@@ -55,7 +57,8 @@ class Settings:
 
 _KINDS = {"remote": str, "push": bool, "cache": bool, "cache_dir": str,
           "cache_max_size": (str, int), "cache_link": bool, "shell": str, "shell_prefix": str,
-          "executor": str, "scheduler": str}
+          "executor": str, "scheduler": str, "keep_runs": (int, float),
+          "keep_days": (int, float)}
 _CHOICES = {"executor": ("local", "dask")}
 _EXAMPLES = {"shell": 'shell = "bash" (or "sh", "zsh")',
              "shell_prefix": 'shell_prefix = "set -euo pipefail;"',
@@ -76,6 +79,11 @@ def parse_settings(table: Any, where: str) -> Settings:
                             "table is reserved for makeflow; put pipeline values elsewhere.")
         kind = _KINDS[key]
         wrong = not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+        if key in ("keep_runs", "keep_days") and (wrong or value < 0):
+            raise UserError(f"[{TABLE}] {key} = {value!r} is not a number >= 0", where=where,
+                            hint=f"Set {key} to how many "
+                            f"{'builds' if key == 'keep_runs' else 'days'} of run history to "
+                            "keep (0 keeps all).")
         if key in _CHOICES and (wrong or value not in _CHOICES[key]):
             allowed = " or ".join(repr(c) for c in _CHOICES[key])
             raise UserError(f"[{TABLE}] {key} = {value!r} must be {allowed}", where=where)
@@ -93,6 +101,8 @@ def parse_settings(table: Any, where: str) -> Settings:
 def _kind_name(kind: Any) -> str:
     if kind is bool:
         return "true or false"
+    if kind == (int, float):
+        return "a number"
     if kind is str:
         return "a non-empty string"
     return 'a size such as "10GB" or a number of bytes'

@@ -36,21 +36,14 @@ def command_line() -> str:
 
 
 def retention(pipeline: Pipeline) -> Retention:
-    """`[makeflow] keep_runs` and `keep_days` in makeflow.toml, or the defaults."""
-    table = pipeline.config.get("makeflow", {})
+    """`[makeflow] keep_runs` and `keep_days` in makeflow.toml (checked where the table is
+    parsed, define/settings.py), or the defaults."""
     keep = Retention()
-    if not isinstance(table, dict):
-        return keep
-    for key, attr in (("keep_runs", "runs"), ("keep_days", "days")):
-        if key in table:
-            value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise UserError(
-                    f"makeflow.toml: [makeflow] {key} = {value!r} is not a number >= 0",
-                    where=str(pipeline.root / "makeflow.toml"),
-                    hint=f"Set {key} to how many {'builds' if attr == 'runs' else 'days'} "
-                    "of run history to keep (0 keeps all).")
-            setattr(keep, attr, int(value) if attr == "runs" else float(value))
+    settings = pipeline.settings
+    if settings.keep_runs is not None:
+        keep.runs = int(settings.keep_runs)
+    if settings.keep_days is not None:
+        keep.days = float(settings.keep_days)
     return keep
 
 

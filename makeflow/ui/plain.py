@@ -69,6 +69,36 @@ def step_command(step: Step) -> str:
     return ""
 
 
+class TransferMeter:
+    """Bytes moved to or from the remote cache, shown on one rewritten terminal line once
+    a transfer is big enough to be worth watching. Called from the transfer threads."""
+
+    SHOW_AFTER = 32 << 20
+    EVERY = 0.25  # seconds between updates
+
+    def __init__(self, out: IO[str]):
+        import threading
+        import time
+
+        self.out, self._time, self._lock = out, time.monotonic, threading.Lock()
+        self.total = 0
+        self._shown = 0.0
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.total += n
+            now = self._time()
+            if self.total >= self.SHOW_AFTER and now - self._shown >= self.EVERY:
+                self._shown = now
+                self.out.write(f"\r  transferred {self.total / 1e6:,.1f} MB ")
+                self.out.flush()
+
+    def done(self) -> None:
+        if self._shown:
+            self.out.write(f"\r  transferred {self.total / 1e6:,.1f} MB\n")
+            self.out.flush()
+
+
 class PlainReporter:
     """One line per step, for logs, pipes and CI."""
 
