@@ -8,6 +8,7 @@ never in a closure, whose captured values a code digest would not see.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,7 +17,12 @@ from makeflow import UserError, rule
 # makeflow's `rule()` points its errors at the first caller outside this package.
 __makeflow_factory__ = True
 
-RULE_OPTIONS = frozenset({"default", "retries", "timeout", "always", "max_age"})
+# The options a factory passes on to rule(): all of its keywords but what the factory sets
+# itself, and stage= (accepted by rule() for old rules, and meaningless now).
+RULE_OPTIONS = frozenset(
+    name for name, p in inspect.signature(rule).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("inputs", "outputs", "shell", "params", "stage")
+)
 
 
 def declare(factory: str, name: str, func: Callable[..., Any], *, inputs: Any, outputs: Any,

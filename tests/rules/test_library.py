@@ -80,3 +80,13 @@ def test_a_factory_argument_is_a_parameter_of_its_rule(tmp_path, call, old, new)
     before = _params(tmp_path, call.replace("X", old))
     assert before == _params(tmp_path, call.replace("X", old))
     assert before != _params(tmp_path, call.replace("X", new))
+
+
+def test_rule_options_pass_through_a_factory(tmp_path):
+    (tmp_path / "Makeflow.py").write_text(
+        "from makeflow_rules import convert\n"
+        'convert("c", input="a.csv", output="a.parquet", timeout="5m", always=True,\n'
+        '        resources={"cpus": 2})\n')
+    made = load(tmp_path / "Makeflow.py").rules[0]
+    assert made.timeout == 300 and made.always
+    assert made.resources.cpus == 2
