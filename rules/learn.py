@@ -88,9 +88,9 @@ def evaluate_model(name: str, *, model: str, data: str, metrics: str, target: st
     inputs = {"model": single_path("evaluate_model", name, "model", model),
               "data": _table(name, "evaluate_model", "data", data)}
     params = {"scores": chosen, **_columns(name, "evaluate_model", target, features)}
-    return declare("evaluate_model", name, score, inputs=inputs,
-                   outputs=single_path("evaluate_model", name, "metrics", metrics),
-                   params=params, options=options)
+    target_file = single_path("evaluate_model", name, "metrics", metrics)
+    return declare("evaluate_model", name, score, inputs=inputs, outputs=target_file,
+                   params=params, options={"metrics": [target_file], **options})
 
 
 def _table(name: str, factory: str, what: str, path: Any) -> str:

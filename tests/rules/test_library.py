@@ -90,3 +90,10 @@ def test_rule_options_pass_through_a_factory(tmp_path):
     made = load(tmp_path / "Makeflow.py").rules[0]
     assert made.timeout == 300 and made.always
     assert made.resources.cpus == 2
+
+
+def test_evaluate_model_marks_its_file_as_metrics(tmp_path):
+    (tmp_path / "Makeflow.py").write_text(
+        "from makeflow_rules import evaluate_model\n"
+        'evaluate_model("e", model="m.pkl", data="d.csv", metrics="out/m.json", target="y")\n')
+    assert load(tmp_path / "Makeflow.py").rules[0].metrics == ("out/m.json",)
