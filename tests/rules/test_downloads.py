@@ -213,7 +213,7 @@ def test_unpinned_data_is_refreshed_when_allowed(server, project):
     ('url="data/a.csv", output="a.csv", sha256="0" * 64', "is not a URL"),
     ('url="http://x/{n}", output="{n}.csv", sha256="0" * 64', "one pinned file"),
     ('url="http://x/a", output="a.csv", sha256="0" * 64, retries=-1', "retries= must be"),
-    ('url="http://x/a", output="a.csv", sha256="0" * 64, cache=True', "unknown option cache="),
+    ('url="http://x/a", output="a.csv", sha256="0" * 64, colour=True', "unknown option colour="),
 ])
 def test_mistakes_in_a_download_rule_name_the_line(project, args, message):
     project.rules(f"""
