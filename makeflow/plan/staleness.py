@@ -159,6 +159,8 @@ def reasons(step: Step, state: StateStore, digests: Digests,
     record = state.record(step.id)
     if record is None:  # the store was found damaged and set aside just now
         return ["never ran"]
+    if record.moved:
+        return [f"input {record.moved} changed while it last ran"]
     why = timed + _recipe_reasons(step, record) + _param_reasons(params_of(step), record.params)
     why += _input_reasons(step, record, digests, produced_by_stale)
     why += _output_reasons(step, record, digests)
@@ -334,7 +336,7 @@ def _suspects_unchanged(step: Step, suspects: set[str], state: StateStore,
     if step.rule.is_alias or step.rule.always or step.rule.max_age is not None:
         return False
     record = state.record(step.id)
-    if record is None:
+    if record is None or record.moved:
         return False
     for files, recorded in ((step.inputs.paths, record.inputs),
                             (step.outputs.paths, record.outputs)):

@@ -364,7 +364,7 @@ class Run:
             self.digests.forget(final)
         self.digests.learn(landed.outputs)
         if landed.moved:
-            self.state.forget_step(step.id)
+            self._record_moved(step, landed)
             self.reporter.warning(
                 f"{landed.moved} changed while {step.id} ran; its result is not recorded as "
                 "fresh and it will run again next time"
@@ -390,6 +390,17 @@ class Run:
                             time.time_ns(), result.finished - result.started)
         self.state.record_step(step.id, record, {**self.digests.take_hashed(), **landed.outputs})
         return ""
+
+    def _record_moved(self, step: Step, landed: Landed) -> None:
+        """Record what a step made while one of its inputs changed: stale, saying why,
+        with its outputs known so that `clean` may remove them."""
+        assert landed.moved is not None
+        outputs = {p: landed.outputs[p].digest for p in step.outputs.paths}
+        result = landed.result
+        record = StepRecord(recipe_of(step), params_of(step), {}, outputs, time.time_ns(),
+                            result.finished - result.started, moved=landed.moved)
+        self.state.record_step(step.id, record, landed.outputs)
+        self.state.forgotten.add(step.id)
 
     def _failed(self, step: Step, job: Job | None, error: str,
                 result: JobResult | None = None) -> None:

@@ -74,7 +74,11 @@ class FileRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
-    """The last successful run of a step: what it ran and the digests it saw and made."""
+    """The last successful run of a step: what it ran and the digests it saw and made.
+
+    `moved` names an input that changed while the step ran: the run's outputs are known
+    (so `clean` can remove them) but the step is stale, and says why.
+    """
 
     recipe: str
     params: dict
@@ -82,16 +86,23 @@ class StepRecord:
     outputs: dict[str, str]
     finished_ns: int = 0
     seconds: float = 0.0
+    moved: str = ""
 
     def as_json(self) -> dict:
         """The record as JSON stores it; not dataclasses.asdict, which deep-copies every
         dict (0.5 s for a step with 100,000 inputs)."""
-        return {"recipe": self.recipe, "params": self.params, "inputs": self.inputs,
+        data = {"recipe": self.recipe, "params": self.params, "inputs": self.inputs,
                 "outputs": self.outputs, "finished_ns": self.finished_ns,
                 "seconds": self.seconds}
+        if self.moved:
+            data["moved"] = self.moved
+        return data
 
     @property
     def fingerprint(self) -> str:
+        """What a fresh step's current fingerprint equals; nothing, for a moved run."""
+        if self.moved:
+            return ""
         return fingerprint_of(self.recipe, dump(self.params), list(self.inputs.items()),
                               list(self.outputs.items()))
 

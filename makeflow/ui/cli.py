@@ -459,6 +459,9 @@ def logs_command(rules_file: str | None, directory: str | None, overrides: tuple
                  step: str) -> None:
     """Show the log of the last run of STEP (a step name, or a file it makes)."""
     pipeline = open_pipeline(rules_file, directory, overrides)
+    alias = pipeline.rule(step)
+    if alias is not None and alias.is_alias:
+        _no_log_for_alias(pipeline, step)
     sid = step
     log = pipeline.root / log_path(sid)
     if not log.exists():
@@ -469,6 +472,17 @@ def logs_command(rules_file: str | None, directory: str | None, overrides: tuple
         raise UserError(f"no log for {step}: it has not run yet",
                         hint="Logs are kept for each step's last run in .makeflow/logs/.")
     click.echo(Path(log).read_text(encoding="utf-8", errors="replace"), nl=False)
+
+
+def _no_log_for_alias(pipeline: Pipeline, name: str) -> None:
+    """An alias only groups targets: say so, and name the steps whose logs there are."""
+    plan = status(pipeline, [name])
+    steps = [u for u in plan.graph.upstream.get(name, [])
+             if not plan.graph.steps[u].rule.is_alias]
+    hint = f"Ask for the log of a step it builds: makeflow logs {steps[0]}" if steps else None
+    if len(steps) > 1:
+        hint = f"{hint} (or {', '.join(steps[1:4])}{', ...' if len(steps) > 4 else ''})"
+    raise UserError(f"{name} is an alias: it runs no command, so it has no log", hint=hint)
 
 
 @cli.command("watch")
