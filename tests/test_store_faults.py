@@ -3,6 +3,7 @@ checkout. Each runs the real CLI as a subprocess on real files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Done
+from conftest import Done, Project
 
 MANY = """
 from makeflow import rule
@@ -124,3 +125,156 @@ def test_a_read_only_checkout_that_never_built_says_every_step_never_ran(project
     assert not project.exists(".makeflow")
     dry = run_read_only(project, "build", "-n", "out/a1.txt")
     assert dry.code == 0 and "would run a1: never ran" in dry.out, dry.text
+
+
+# A full disk: the project on a small tmpfs of its own, mounted for the test and
+# unmounted after it. Needs root (CI runs as root, so there it never skips).
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"mounting a small tmpfs is needed in CI: {mounted.stderr}")
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield Project(disk)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(project, leave: int = 0) -> None:
+    """Fill the disk, then free `leave` bytes."""
+    fd = os.open(project.root / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    if leave:
+        os.truncate(project.root / "filler", max(0, os.path.getsize(project.root / "filler")
+                                                  - leave))
+
+
+def no_space(done, *names: str) -> None:
+    ours = [line for line in done.text.splitlines() if not line.startswith("  | ")]
+    assert "Traceback" not in "\n".join(ours), done.text  # a step's own is in its log tail
+    assert "no space left on device" in done.text.lower(), done.text
+    for name in names:
+        assert name in done.text, done.text
+
+
+BIG = """
+from pathlib import Path
+from makeflow import rule
+rule("small", inputs="in.txt", outputs="small.txt", shell="cp {inputs} {outputs}")
+
+@rule(inputs="small.txt", outputs="big.bin")
+def big(step):
+    print("writing")
+    Path(step.outputs[0]).write_bytes(b"x" * 4_000_000)
+"""
+
+
+def test_a_python_step_on_a_full_disk_names_the_file(small_disk):
+    project = small_disk
+    project.write("in.txt", "x")
+    project.rules(BIG)
+    done = project.run("build", "big.bin")
+    assert done.code == 1, done.text
+    no_space(done, "big.bin")
+    assert "big FAILED" in done.out and "exited with status" not in done.text
+    assert "small: " not in project.run("status", "small.txt").out  # its record survived
+
+
+def test_a_python_step_whose_log_cannot_be_written_says_so(small_disk):
+    project = small_disk
+    project.write("in.txt", "x")
+    project.rules(BIG.replace('print("writing")', 'print("writing" * 100_000)'))
+    assert project.run("build", "small.txt").code == 0
+    fill(project, leave=300_000)  # room for the store, not for the step's printing
+    done = project.run("build", "big.bin")
+    assert done.code in (1, 2), done.text
+    no_space(done)
+    assert "exited with status 0" not in done.text
+
+
+def test_build_and_status_on_a_full_disk_name_the_file(small_disk):
+    project = small_disk
+    project.write("in.txt", "x")
+    project.rules(BIG.replace("4_000_000", "10"))
+    assert project.run("build").code == 0
+    project.write("in.txt", "y" * 1000)
+    fill(project)
+    status = project.run("status")
+    assert status.code == 2, status.text
+    no_space(status, "state.db")
+    done = project.run("build")
+    assert done.code in (1, 2), done.text
+    no_space(done)
+    os.unlink(project.root / "filler")
+    again = project.run("build")
+    assert again.code == 0, again.text
+    assert project.read("small.txt") == "y" * 1000
+
+
+def test_a_shell_step_on_a_full_disk_says_so(small_disk):
+    project = small_disk
+    project.write("in.txt", "x")
+    project.rules(BIG + 'rule("huge", inputs="small.txt", outputs="huge.bin",\n'
+                  '     shell="head -c 4000000 /dev/zero > {outputs}")\n')
+    done = project.run("build", "huge.bin")
+    assert done.code == 1, done.text
+    no_space(done, "huge.bin")
+    assert "huge FAILED: exit status 1; no space left on device" in done.out
+
+
+@pytest.fixture
+def read_only_folder(project):
+    folder = project.root / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs",
+                              str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"mounting a read-only tmpfs is needed in CI: {mounted.stderr}")
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_steps_whose_output_folder_is_read_only_fail_with_a_message(project,
+                                                                    read_only_folder):
+    project.write("in.txt", "x")
+    project.rules("""
+        from pathlib import Path
+        from makeflow import rule
+        rule("sh", inputs="in.txt", outputs="ro/sh.txt", shell="cp {inputs} {outputs}")
+        rule("deep", inputs="in.txt", outputs="ro/sub/deep.txt", shell="cp {inputs} {outputs}")
+
+        @rule(inputs="in.txt", outputs="ro/py.txt")
+        def py(step):
+            Path(step.outputs[0]).write_text("x")
+
+        rule("all", inputs=["ro/sh.txt", "ro/sub/deep.txt", "ro/py.txt"], default=True)
+    """)
+    for unstaged in (False, True):
+        if unstaged:  # where the rule still offers the choice, writing in place too
+            project.rules(project.read("Makeflow.py").replace(
+                'outputs="ro/', 'stage=False, outputs="ro/'))
+            if "stage=False" not in project.read("Makeflow.py") or \
+                    project.run("list").code != 0:
+                continue
+        done = project.run("build", "-k")
+        assert done.code == 1, done.text
+        ours = [line for line in done.text.splitlines() if not line.startswith("  | ")]
+        assert "Traceback" not in "\n".join(ours), done.text
+        for name in ("sh", "deep", "py"):
+            assert f"{name} FAILED" in done.out, done.out
+        assert "Read-only file system" in done.out

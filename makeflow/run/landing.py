@@ -47,7 +47,7 @@ def land(running: Running, result: JobResult) -> Landed:
     Touches files only, never the state store or the digests of the build's thread.
     """
     if not result.ok:
-        return Landed(result, result.error or "failed")
+        return Landed(result, _with_full_disk(result.error or "failed", running))
     step = running.step
     error = check_outputs(step)
     if error:
@@ -68,6 +68,16 @@ def check_outputs(step: Step) -> str:
         if not os.path.lexists(path):
             return f"succeeded but did not create its output {path}"
     return ""
+
+
+def _with_full_disk(error: str, running: Running) -> str:
+    """A failure on a full disk says so, naming the file, when the error does not (a
+    tool's exit status): what a user most needs to know is that no step can succeed."""
+    if "no space left" in error.lower():
+        return error
+    note = fs.full_disk_note([*running.job.outputs.paths, *running.step.outputs.paths,
+                              running.job.log])
+    return f"{error}; {note}" if note else error
 
 
 def file_record(path: str) -> FileRecord:

@@ -125,8 +125,7 @@ class Run:
         aside: also those of a step the interrupt caught between its start and its entry
         in `running`, and of steps that never started."""
         for step in stopped:
-            for path in step.outputs.paths:
-                fs.remove(path)
+            _remove_all(step.outputs.paths)
         for pairs in self.asides.values():
             aside.put_back(pairs)
         self.asides.clear()
@@ -404,8 +403,8 @@ class Run:
 
     def _failed(self, step: Step, job: Job | None, error: str,
                 result: JobResult | None = None) -> None:
+        error += _remove_all(step.outputs.paths)
         for path in step.outputs.paths:
-            fs.remove(path)
             self.digests.forget(path)
         self._put_back(step)
         attempt = self.attempts.get(step.id, 1)
@@ -448,6 +447,16 @@ def _say_where(executor: Executor, reporter: Reporter) -> None:
     describe, show = getattr(executor, "describe", None), getattr(reporter, "running_on", None)
     if describe is not None and show is not None:
         show(describe())
+
+
+def _remove_all(paths: tuple[str, ...]) -> str:
+    """Remove what a failed or stopped step wrote; '' or what could not be removed."""
+    for path in paths:
+        try:
+            fs.remove(path)
+        except OSError as exc:
+            return f" (and its partial output could not be removed: {os_error(exc)})"
+    return ""
 
 
 def _result_of(future: Future[JobResult]) -> JobResult:

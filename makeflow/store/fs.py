@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -29,12 +28,39 @@ def stat(path: str) -> Stat | None:
 
 
 def remove(path: str) -> None:
-    """Remove a file, link or directory tree; a missing path is fine."""
+    """Remove a file, link or directory tree; a missing path is fine, even in a folder
+    that cannot be written (where unlink says "read-only" before "no such file")."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        try:
             os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError:
+            if os.path.lexists(path):
+                raise
+
+
+def no_space(path: str | os.PathLike[str]) -> bool:
+    """Whether the file system that holds `path` (or would) is full, for saying "no space
+    left on device" when an error itself does not (a tool's exit status, SQLite's I/O
+    error): less than 1% of it, and under 1 MiB, is free."""
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    return free < min(1 << 20, total // 100)
+
+
+def full_disk_note(paths: list[str]) -> str:
+    """"no space left on device: PATH" for the first of `paths` on a full file system."""
+    full = next((p for p in paths if no_space(p)), None)
+    return f"no space left on device: {full}" if full else ""
 
 
 class Folders:

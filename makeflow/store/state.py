@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from makeflow.errors import MakeflowError
-from makeflow.store.fs import Stat
+from makeflow.store.fs import Stat, no_space
 from makeflow.store.hashing import hash_text
 
 SCHEMA = 4
@@ -274,6 +274,8 @@ class StateStore:
 
     def _failure(self, exc: sqlite3.Error) -> StoreError:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == sqlite3.SQLITE_IOERR and no_space(self.dir):
+            code = sqlite3.SQLITE_FULL  # what SQLite reports when a full disk bites in WAL
         what = {sqlite3.SQLITE_FULL: "no space left on device",
                 sqlite3.SQLITE_READONLY: "the folder is read-only"}.get(code, str(exc))
         return StoreError(f"cannot use the state store {self.path}: {what}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import resource
@@ -24,6 +25,7 @@ from makeflow.define.recipe import context
 from makeflow.errors import StepError
 from makeflow.run.executors import Job, JobResult
 from makeflow.run.executors.process import StepProcess
+from makeflow.store.fs import full_disk_note
 
 # Steps find the interpreter that runs makeflow first, so `python script.py` in a command
 # sees the same packages as the build.
@@ -130,7 +132,10 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
     script = None
     try:
-        os.write(log, f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
+        try:
+            os.write(log, f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            return JobResult(False, started, time.time(), None, _log_error(exc, job))
         argv = argv_for(job.command, job.shell)
         try:
             if _too_long(argv):
@@ -138,7 +143,8 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
                 argv = [job.shell.program, script]
             proc = StepProcess(argv, log, STEP_ENV)
         except OSError as exc:
-            os.write(log, f"makeflow: {exc}\n".encode())
+            with contextlib.suppress(OSError):
+                os.write(log, f"makeflow: {exc}\n".encode())
             return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
         status = _wait(proc, job.timeout, processes)
     finally:
@@ -194,11 +200,13 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
     try:
         log = job.open_log()
     except OSError as exc:
-        return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
+        return JobResult(False, started, time.time(), None, _log_error(exc, job))
     meter = Meter()
     try:
         with _redirected(log), _isolated():
-            result = _call(func, step, started)
+            result = _call(func, step, started, job)
+    except OSError as exc:  # its printing could not be written to the log
+        return JobResult(False, started, time.time(), None, _log_error(exc, job))
     finally:
         os.close(log)
     return meter.stop(result)
@@ -220,16 +228,19 @@ def _isolated():
         sys.path[:] = path
 
 
-def _call(func: Callable[..., Any], step: Any, started: float) -> JobResult:
+def _call(func: Callable[..., Any], step: Any, started: float, job: Job) -> JobResult:
     try:
         func(step)
     except StepError as exc:
         print(f"makeflow: step failed: {exc}", file=sys.stderr)
         return JobResult(False, started, time.time(), None, str(exc))
     except BaseException as exc:  # the step's own error, reported, never raised
-        traceback.print_exc()
+        with contextlib.suppress(OSError):  # a full disk may refuse the log too
+            traceback.print_exc()
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             return JobResult(True, started, time.time(), 0)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return JobResult(False, started, time.time(), None, _no_space(exc, job))
         return JobResult(False, started, time.time(), None, _one_line(exc))
     return JobResult(True, started, time.time(), 0)
 
@@ -293,6 +304,20 @@ def _peak_now() -> int | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _no_space(exc: OSError, job: Job) -> str:
+    """"no space left on device" with the file: the error's own, or else the first of the
+    step's outputs (then its log) whose file system is full."""
+    if exc.filename:
+        return f"no space left on device: {exc.filename}"
+    return full_disk_note([*job.outputs.paths, job.log]) or "no space left on device"
+
+
+def _log_error(exc: OSError, job: Job) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on device: cannot write its log {job.log}"
+    return f"cannot write its log {job.log}: {exc.strerror or exc}"
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -309,9 +334,11 @@ def _redirected(fd: int):
     try:
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:  # a full disk fails the flush: the worker's own fds come back all the same
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

@@ -312,9 +312,20 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
         try:
             jobs: list[Job] = conn.recv()
             for job in jobs:
-                conn.send(_run(job, pipeline, load_error, rules_file))
+                conn.send(_run_safely(job, pipeline, load_error, rules_file))
         except (EOFError, OSError, KeyboardInterrupt):
             return
+
+
+def _run_safely(job: Job, pipeline: Pipeline | None, load_error: str | None,
+                rules_file: str) -> JobResult:
+    """The job's result; makeflow's own fault while running it fails the step with the
+    reason, rather than ending the worker with nothing said."""
+    try:
+        return _run(job, pipeline, load_error, rules_file)
+    except Exception as exc:
+        now = time.time()
+        return JobResult(False, now, now, None, f"makeflow failed to run it: {exc!r}")
 
 
 def _run(job: Job, pipeline: Pipeline | None, load_error: str | None,
