@@ -37,17 +37,23 @@ def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
           reporter: Reporter, executor: ExecutorFactory = local_executor) -> BuildResult:
     """Bring `targets` up to date; see the module docstring for the loop."""
     started = time.monotonic()
-    with contextlib.chdir(pipeline.root), ProjectLock(pipeline.root) as lock:
-        try:
-            lock.acquire(options.wait, reporter.warning)
-        except ReadOnlyFolder:
-            if not options.dry_run:
-                raise
-            # a dry run writes nothing: in a read-only checkout it plans without the lock
-        else:
-            if not options.dry_run:
-                _recover(reporter)
-        result = _build(pipeline, targets, options, reporter, executor)
+    try:
+        with contextlib.chdir(pipeline.root), ProjectLock(pipeline.root) as lock:
+            try:
+                lock.acquire(options.wait, reporter.warning)
+            except ReadOnlyFolder:
+                if not options.dry_run:
+                    raise
+                # a dry run writes nothing: in a read-only checkout it plans without the lock
+            else:
+                if not options.dry_run:
+                    _recover(reporter)
+            result = _build(pipeline, targets, options, reporter, executor)
+    except BaseException:
+        stopped = getattr(reporter, "stopped", None)  # reporters written before it have none
+        if stopped is not None:
+            stopped()
+        raise
     result.seconds = time.monotonic() - started
     reporter.finished(result)
     return result

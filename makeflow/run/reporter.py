@@ -27,3 +27,6 @@ class Reporter(Protocol):
     def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
                       delay: float) -> None: ...
     def finished(self, result: BuildResult) -> None: ...
+    def stopped(self) -> None:
+        """The build ended with an error or a signal, before `finished`: put the screen
+        back as it was (a live view shows the cursor again)."""

@@ -11,10 +11,13 @@ loop's thread only."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import queue
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
@@ -97,12 +100,14 @@ class Run:
             self._loop(executor)
         except KeyboardInterrupt as exc:
             stopped = [r.step for f, r in self.running.items() if f.running() or f.done()]
-            executor.shutdown(kill=True)
-            self._discard(stopped)
+            with _escalating(executor):
+                executor.shutdown(kill=True)
+                self._discard(stopped)
             raise self._interrupted(exc, stopped) from None
         finally:
-            executor.shutdown(kill=bool(self.running))
-            self._flush()
+            with _escalating(executor):
+                executor.shutdown(kill=bool(self.running))
+                self._flush()
         r = self.result
         settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh, *r.restored}
         self.result.not_run = [
@@ -447,6 +452,31 @@ def _say_where(executor: Executor, reporter: Reporter) -> None:
     describe, show = getattr(executor, "describe", None), getattr(reporter, "running_on", None)
     if describe is not None and show is not None:
         show(describe())
+
+
+@contextlib.contextmanager
+def _escalating(executor: Executor) -> Iterator[None]:
+    """While the build stops, another Ctrl-C (or SIGTERM) kills every step at once
+    instead of interrupting the stopping, which would leave steps running, partial
+    outputs behind, or makeflow waiting at exit for a step that ignores SIGTERM.
+
+    Signal handlers can only be set in the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def kill_now(signum: int, frame: object) -> None:
+        kill = getattr(executor, "kill_now", None)
+        if kill is not None:
+            kill()
+
+    before = {sig: signal.signal(sig, kill_now) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _remove_all(paths: tuple[str, ...]) -> str:

@@ -19,7 +19,7 @@ import click
 
 from makeflow import __version__
 from makeflow.define.loader import Pipeline, find_rules_file, load
-from makeflow.errors import MakeflowError, Terminated, UserError
+from makeflow.errors import Interrupted, MakeflowError, Terminated, UserError
 from makeflow.plan.made import folder_output_around, steps_with_outputs_below
 from makeflow.plan.staleness import Plan
 from makeflow.run.build import BuildOptions, build, log_path, status
@@ -49,14 +49,17 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except Interrupted as exc:
+            _error(str(exc), after_keys=True)
+            sys.exit(exc.exit_code)
         except MakeflowError as exc:
             _error(str(exc))
             sys.exit(exc.exit_code)
         except Terminated:
-            _error("stopped by SIGTERM")
+            _error("stopped by SIGTERM", after_keys=True)
             sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
-            _error("stopped by SIGINT")
+            _error("stopped by SIGINT", after_keys=True)
             sys.exit(128 + signal.SIGINT)
 
     return wrapper
@@ -67,7 +70,11 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
-def _error(text: str) -> None:
+def _error(text: str, after_keys: bool = False) -> None:
+    """Print an error on stderr. `after_keys`: after Ctrl-C, whose `^C` the terminal
+    echoed where the cursor was, so the message starts on a line of its own."""
+    if after_keys and sys.stderr.isatty():
+        click.echo("", err=True)
     first, _, rest = text.partition("\n")
     prefix = "makeflow: error: "
     if not no_color():

@@ -101,10 +101,14 @@ class RichReporter(PlainReporter):
         for line in log_tail(log):
             self.console.print(Text(f"  │ {line}", style="dim"))
 
-    def finished(self, result: BuildResult) -> None:
+    def stopped(self) -> None:
+        """Take the live view off the screen, which shows the cursor again."""
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+    def finished(self, result: BuildResult) -> None:
+        self.stopped()
         if self.dry_run:
             super().finished(result)
             return

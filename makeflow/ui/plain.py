@@ -166,6 +166,9 @@ class PlainReporter:
         for line in log_tail(log):
             self._line(f"  | {line}")
 
+    def stopped(self) -> None:
+        """Plain lines leave nothing to put back."""
+
     def finished(self, result: BuildResult) -> None:
         if self.dry_run:
             self._line(f"{len(plan_lines(result.plan))} steps would run" if result.plan else "")

@@ -4,7 +4,9 @@ A job is plain, picklable data, so the same job can run in a local thread, a loc
 process, or on a cluster. Any executor offers `submit(job) -> Future[JobResult]` and
 `shutdown(kill)`, and may say with `depth` how many Python steps per job slot it wants
 submitted at once (to send them in batches); without it the scheduler submits one.
-A future that has not started may be cancelled when the build stops.
+A future that has not started may be cancelled when the build stops. An executor may
+offer `kill_now()`, which the build calls when the user presses Ctrl-C again while it
+stops: every running step is killed at once.
 """
 
 from __future__ import annotations

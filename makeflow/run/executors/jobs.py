@@ -108,6 +108,12 @@ class Processes:
         for proc in procs:
             proc.signal_group(sig)
 
+    def kill_all(self) -> None:
+        """SIGKILL every running step's group, and any that starts from now on."""
+        with self._lock:
+            self._stopping = True
+        self.signal_all(signal.SIGKILL)
+
     def stop_all(self, grace: float = 3.0) -> None:
         """SIGTERM every running step's group; SIGKILL what is left after `grace` seconds."""
         with self._lock:

@@ -48,6 +48,13 @@ class LocalExecutor:
             return self.threads.submit(run_shell, job, self.processes)
         return self.workers.submit(job)
 
+    def kill_now(self) -> None:
+        """SIGKILL every running step now: the user asked twice. Safe in a signal handler
+        that interrupts `shutdown`: it only sends signals and takes short locks that
+        the main thread never holds while waiting."""
+        self.processes.kill_all()
+        self.workers.kill_all()
+
     def shutdown(self, kill: bool = False) -> None:
         if kill:
             self.workers.kill_all()

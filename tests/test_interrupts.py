@@ -1,0 +1,93 @@
+"""Ctrl-C, once and twice: every step is killed, partial outputs are removed, the exit
+status is 130, the terminal is left as it was. Real processes, real signals, a real pty,
+bounded waits."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from terminal import Terminal
+
+# A step that ignores SIGTERM (as some tools do while they flush), with a child that
+# ignores it too, writing a partial output where the user asked for it.
+STUBBORN = """
+from makeflow import rule
+rule("quick", inputs="in.txt", outputs="quick.txt", shell="cp {inputs} {outputs}")
+rule("stubborn", inputs="quick.txt", outputs="out.txt", stage=False,
+     shell="trap '' TERM; printf partial > {outputs}; echo $$ > pid; "
+           "sleep 60 & echo $! > child; touch started; wait")
+"""
+
+
+def wait_for(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def started(project) -> bool:
+    return project.exists("started") and project.exists("child") and \
+        bool(project.read("child").strip())
+
+
+def test_a_second_ctrl_c_kills_every_step_and_exits_130(project):
+    project.write("in.txt", "x")
+    project.rules(STUBBORN)
+    proc = subprocess.Popen([sys.executable, "-m", "makeflow", "build", "out.txt"],
+                            cwd=project.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: started(project))
+        for _ in range(3):  # an impatient user: makeflow is stopping, the step ignores TERM
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+        out, _ = proc.communicate(timeout=15)  # never a hang (the step would sleep 60 s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out, out
+    assert "stopped by SIGINT while running stubborn" in out
+    for name in ("pid", "child"):
+        pid = int(project.read(name))
+        wait_for(lambda pid=pid: gone(pid), 5)
+    assert not project.exists("out.txt")  # the partial output is removed
+    assert project.read("quick.txt") == "x"  # what finished stays
+
+
+def test_ctrl_c_on_a_terminal_shows_the_cursor_and_starts_the_error_on_its_own_line(project):
+    project.write("in.txt", "x")
+    project.rules(STUBBORN.replace("trap '' TERM; ", ""))
+    term = Terminal(project.root, "build", "out.txt")
+    try:
+        wait_for(lambda: started(project))
+        assert term.read_until(b"\x1b[?25l", 10), term.text  # the live view hid the cursor
+        time.sleep(0.3)
+        term.type(b"\x03")  # Ctrl-C, typed on the terminal
+        code = term.wait(20)
+    finally:
+        term.kill()
+    assert code == 130, term.text
+    screen = term.output
+    assert screen.rfind(b"\x1b[?25h") > screen.rfind(b"\x1b[?25l"), term.text
+    screen = re.sub(rb"\x1b\[[0-9;]*m", b"", screen)  # colours only; cursor moves stay
+    at = screen.find(b"makeflow: error: stopped by SIGINT")
+    assert at > 0, term.text
+    assert screen[:at].endswith(b"\n"), repr(screen[-400:])
+    assert b"Traceback" not in screen
+    wait_for(lambda: gone(int(project.read("child"))), 5)
