@@ -34,7 +34,8 @@ from makeflow.run.recording import NoRecorder, RunRecorder
 from makeflow.run.reporter import Reporter
 from makeflow.run.slots import JobSlots, slots_for
 from makeflow.store import aside, fs
-from makeflow.store.state import StateStore, StepRecord, StoreError
+from makeflow.store.opening import StoreError
+from makeflow.store.state import StateStore, StepRecord
 
 BACKOFF = 0.5  # seconds before the first retry; doubles each time
 BACKOFF_CAP = 30.0

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from makeflow.errors import UserError
-from makeflow.store.state import READ_ONLY_ERRORS, STATE_DIR, check_state_dir
+from makeflow.store.opening import READ_ONLY_ERRORS, check_state_dir
+from makeflow.store.state import STATE_DIR
 
 
 class ReadOnlyFolder(UserError):

@@ -15,32 +15,30 @@ nothing is written.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import sqlite3
-import time
-import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from makeflow.errors import MakeflowError
-from makeflow.store.fs import Stat, no_space
+from makeflow.store.fs import Stat
 from makeflow.store.hashing import hash_text
+from makeflow.store.opening import (
+    StoreError,
+    empty_store,
+    failure,
+    intact,
+    is_damage,
+    move_aside,
+    open_checked,
+    open_read_only,
+    writable,
+)
 
-SCHEMA = 4
 STATE_DIR = ".makeflow"
 
-TABLES = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER,
-    digest TEXT NOT NULL, checked_ns INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
-    id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, record TEXT NOT NULL);
-"""
 
 
 class FileRecord(NamedTuple):
@@ -123,20 +121,6 @@ def fingerprint_of(recipe: str, params_json: str, inputs: list[tuple[str, str | 
     return hash_text("\0".join(parts))
 
 
-class StoreError(MakeflowError):
-    """The state store cannot be read or written for a reason that is not damage (a full
-    disk, a lock held too long): nothing is set aside, the command stops and says why."""
-
-    exit_code = 2
-
-
-# Errors that say something about the disk or other processes, never about the content.
-NOT_DAMAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
-              sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
-              sqlite3.SQLITE_PERM}
-READ_ONLY_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM}
-
-
 class StateStore:
     """Reads and writes `.makeflow/state.db`; used by the build's main thread only.
 
@@ -149,7 +133,7 @@ class StateStore:
         self.path = self.dir / "state.db"
         self.warnings: list[str] = []
         self.on_warning: Callable[[str], None] | None = None
-        self.read_only = not self._writable()
+        self.read_only = not writable(self.dir, self.path)
         self.db = self._connect()
         self._files: dict[str, FileRecord] | None = None  # all of them, once loaded
         self._fingerprints: dict[str, str] = {}
@@ -164,81 +148,26 @@ class StateStore:
         self.resets = 0  # how many times a damaged store was set aside: see `_recover`
         self.forgotten: set[str] = set()  # steps whose record this build dropped
 
-    def _writable(self) -> bool:
-        """Whether makeflow may write its folder; False in a read-only checkout."""
-        check_state_dir(self.dir)
-        try:
-            self.dir.mkdir(exist_ok=True)
-        except OSError as exc:
-            if exc.errno in READ_ONLY_ERRORS:
-                return False
-            raise StoreError(f"cannot create {self.dir}: {exc.strerror}",
-                             hint=_free_space_hint(exc.errno)) from None
-        if not os.access(self.dir, os.W_OK):
-            return False
-        return not self.path.exists() or os.access(self.path, os.W_OK)
-
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
-            return self._open_read_only()
+            return open_read_only(self.path, self.warn)
         try:
-            return self._open_checked(self.path)
+            return open_checked(self.path, False)
         except sqlite3.DatabaseError as exc:
-            if not _is_damage(exc):
-                raise self._failure(exc) from None
+            if not is_damage(exc):
+                raise failure(exc, self.path) from None
             self._move_aside(exc)
-            return self._open_checked(self.path)
-
-    def _open_checked(self, target: Path | str, uri: bool = False) -> sqlite3.Connection:
-        db = sqlite3.connect(target, isolation_level=None, timeout=30, uri=uri)
-        try:
-            if not self.read_only:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(TABLES)
-            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None and not self.read_only:
-                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-            elif row is None or row[0] != str(SCHEMA):
-                self._wrong_schema(row[0] if row else "none")
-            db.execute("SELECT count(*) FROM steps").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _open_read_only(self) -> sqlite3.Connection:
-        """The store as it is, without writing a byte; an empty one in memory when there
-        is none or it cannot be used (it stays where it is: nothing may be moved)."""
-        if self.path.exists():
-            name = urllib.parse.quote(str(self.path))
-            # A WAL store whose -shm file is missing opens only as immutable in a folder
-            # that cannot be written; nothing can write it meanwhile, so that is true.
-            for mode in ("mode=ro", "immutable=1"):
-                try:
-                    return self._open_checked(f"file:{name}?{mode}", uri=True)
-                except sqlite3.DatabaseError as exc:
-                    reason = exc
-            self._warn(f"the state store {self.path} could not be used ({reason}); the "
-                       "folder is read-only, so it is left as it is and every step counts "
-                       "as out of date")
-        db = sqlite3.connect(":memory:", isolation_level=None)
-        db.executescript(TABLES)
-        db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-        return db
+            return open_checked(self.path, False)
 
     def _move_aside(self, exc: BaseException) -> None:
-        aside = self.path.with_name(f"state.db.set-aside-{int(time.time())}")
-        self._warn(
+        aside = move_aside(self.path)
+        self.warn(
             f"the state store {self.path} could not be used ({exc}); it was moved to "
-            f"{aside.name}, and every step counts as out of date until it runs again"
+            f"{aside}, and every step counts as out of date until it runs again"
         )
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                os.replace(src, Path(str(aside) + suffix))
 
-    def _warn(self, text: str) -> None:
+    def warn(self, text: str) -> None:
+        """Keep a warning for the command to show; tell `on_warning` at once."""
         self.warnings.append(text)
         if self.on_warning is not None:
             self.on_warning(text)
@@ -247,44 +176,23 @@ class StateStore:
         """After a query failed: if the store is damaged (SQLite's integrity check says
         so), set it aside and go on with an empty one, as if every step never ran;
         anything else stops the command with a message."""
-        if not _is_damage(exc) or self._intact():
-            raise self._failure(exc) from None
+        if not is_damage(exc) or intact(self.db):
+            raise failure(exc, self.path) from None
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         if self.read_only:
-            self._warn(f"the state store {self.path} is damaged ({exc}); the folder is "
+            self.warn(f"the state store {self.path} is damaged ({exc}); the folder is "
                        "read-only, so it is left as it is and every step counts as out of date")
-            self.db = sqlite3.connect(":memory:", isolation_level=None)
-            self.db.executescript(TABLES)
+            self.db = empty_store()
         else:
             self._move_aside(exc)
-            self.db = self._open_checked(self.path)
+            self.db = open_checked(self.path, False)
         self._files, self._fingerprints = {}, {}
         self._some_files.clear()
         self._some_fingerprints.clear()
         self._records.clear()
         self.version = self._version()
         self.resets += 1  # a plan made with the old store's entries must be made again
-
-    def _intact(self) -> bool:
-        try:
-            return self.db.execute("PRAGMA integrity_check(1)").fetchone() == ("ok",)
-        except sqlite3.DatabaseError:
-            return False
-
-    def _failure(self, exc: sqlite3.Error) -> StoreError:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code == sqlite3.SQLITE_IOERR and no_space(self.dir):
-            code = sqlite3.SQLITE_FULL  # what SQLite reports when a full disk bites in WAL
-        what = {sqlite3.SQLITE_FULL: "no space left on device",
-                sqlite3.SQLITE_READONLY: "the folder is read-only"}.get(code, str(exc))
-        return StoreError(f"cannot use the state store {self.path}: {what}",
-                          hint=_free_space_hint(errno.ENOSPC) if code == sqlite3.SQLITE_FULL
-                          else None)
-
-    def _wrong_schema(self, found: str) -> None:
-        newer = " (written by a newer makeflow)" if found.isdigit() and int(found) > SCHEMA else ""
-        raise sqlite3.DatabaseError(f"it has schema {found}{newer}, this makeflow reads {SCHEMA}")
 
     def _version(self) -> tuple[str, int]:
         """This store's identity and how many times it was written, read without loading it.
@@ -529,26 +437,6 @@ class _Transaction:
 
 
 _UNREAD = object()
-
-
-def check_state_dir(folder: Path) -> None:
-    """Refuse a file where makeflow keeps its folder, rather than fail on it later."""
-    if folder.exists() and not folder.is_dir():
-        raise MakeflowError(
-            f"{folder} is a file, but makeflow keeps its records in a folder of that name",
-            hint=f"Move or remove {folder.name} (makeflow never deletes a file it did not "
-            "make), then run makeflow again.")
-
-
-def _is_damage(exc: sqlite3.DatabaseError) -> bool:
-    """Whether an error may mean damaged content, rather than a full disk, a read-only
-    folder or a lock (which setting the store aside would not cure)."""
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in NOT_DAMAGE
-
-
-def _free_space_hint(code: int | None) -> str | None:
-    return "Free some space on the disk, then run makeflow again." if code == errno.ENOSPC \
-        else None
 
 
 def dump(value: object) -> str:
