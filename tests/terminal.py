@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ class Terminal:
         if self.pid == 0:  # the child: exec at once, nothing else
             try:
                 os.chdir(cwd)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a terminal's shell gives it
                 os.execve(sys.executable, [sys.executable, "-m", "makeflow", *args], environ)
             finally:
                 os._exit(127)
@@ -73,8 +75,6 @@ class Terminal:
         return self.status
 
     def kill(self) -> None:
-        import signal
-
         try:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)

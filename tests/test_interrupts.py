@@ -45,6 +45,12 @@ def started(project) -> bool:
         bool(project.read("child").strip())
 
 
+def default_sigint() -> None:
+    """Ctrl-C as a terminal gives it, even when the tests run in the background (where
+    the shell starts them with SIGINT ignored, which makeflow would inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def in_place(project, rules: str) -> None:
     """The rules, with the output written where the user declared it: stage=False while
     the rule offers staging, as it is once it no longer does."""
@@ -58,7 +64,7 @@ def test_a_second_ctrl_c_kills_every_step_and_exits_130(project):
     in_place(project, STUBBORN)
     proc = subprocess.Popen([sys.executable, "-m", "makeflow", "build", "out.txt"],
                             cwd=project.root, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     try:
         wait_for(lambda: started(project))
         for _ in range(3):  # an impatient user: makeflow is stopping, the step ignores TERM
