@@ -5,6 +5,8 @@ Each runs the real CLI as a subprocess on real files."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 COPY = ('from makeflow import rule\n'
         'rule("a", inputs="in.txt", outputs="a.txt", shell="cp {inputs} {outputs}")\n')
@@ -98,3 +100,27 @@ def test_set_of_the_right_type_takes_the_value(project, item, shown):
     done = project.run("build", "--set", item)
     assert done.code == 0, done.text
     assert shown in project.read("shown.txt")
+
+
+KINDS = {"integer": ("3", int), "float": ("0.5", float), "string": ('"run"', str),
+         "boolean": ("false", bool), "array": ("[1, 2]", list)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(sorted(KINDS)), text=st.one_of(
+    st.text(max_size=12), st.integers().map(str), st.floats(allow_nan=False).map(str),
+    st.sampled_from(["true", "false", "[1]", '"q"', "0,5", "1e3", "inf", "{a = 1}"])))
+def test_set_never_changes_a_key_s_type(tmp_path_factory, kind, text):
+    """For every value text: --set gives the key a value of its type, or says it cannot."""
+    from makeflow.define.config import load_config
+    from makeflow.errors import UserError
+
+    root = tmp_path_factory.mktemp("cfg")
+    literal, expected = KINDS[kind]
+    (root / "makeflow.toml").write_text(f"key = {literal}\n", encoding="utf-8")
+    try:
+        got = load_config(root, [f"key={text}"])["key"]
+    except UserError as exc:
+        assert "--set key" in str(exc) and kind in str(exc)
+        return
+    assert type(got) is expected, (text, got)
