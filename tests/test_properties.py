@@ -407,19 +407,6 @@ KEYS = "abcdef"
 contents = st.text(alphabet="abAB\n", max_size=6).map(str.encode)
 param_values = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y", "1"]),
                          st.sampled_from([1.0, 2.5]), st.booleans())
-
-
-def values_like(value: Any) -> st.SearchStrategy[Any]:
-    """Values of `value`'s TOML type: `--set` keeps the type a key has in makeflow.toml."""
-    if isinstance(value, bool):
-        return st.booleans()
-    if isinstance(value, int):
-        return st.integers(0, 3)
-    if isinstance(value, float):
-        return st.sampled_from([1.0, 2.5])
-    return st.sampled_from(["x", "y", "1"])
-
-
 ops = st.sampled_from([*SHELL_OPS, *PYTHON_OPS])  # about one rule in three is Python
 scalars = st.one_of(st.integers(-2, 3), st.sampled_from(["a", "b", "ab", ""]),
                     st.sampled_from([0.5, 1.0]))
