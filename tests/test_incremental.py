@@ -226,7 +226,9 @@ def test_a_step_record_keeps_every_field_through_the_store(tmp_path):
 
     record = StepRecord("shell:x", {"alpha": [1, 2]}, {"in.txt": "d1"}, {"out.txt": "d2"},
                         123, 0.5)
-    assert record.as_json() == dataclasses.asdict(record)
+    expected = dataclasses.asdict(record)
+    del expected["moved"]  # kept only for a run whose input changed while it ran
+    assert record.as_json() == expected
     with StateStore(tmp_path) as state:
         state.record_step("s", record, {})
     with StateStore(tmp_path) as state:
