@@ -213,3 +213,21 @@ def test_a_failed_copy_across_file_systems_leaves_no_partial_file(tmp_path):
         import shutil
 
         shutil.rmtree(src_dir, ignore_errors=True)
+
+
+def test_a_step_that_cannot_start_leaves_its_previous_output_alone(project):
+    project.write("in.txt", "v1")
+    project.rules('from makeflow import rule\n'
+                  'rule("s", inputs="in.txt", outputs="out.txt",\n'
+                  '     shell="cat {inputs} > {outputs}")\n')
+    assert project.run("build").code == 0
+    project.write("in.txt", "v2")
+    logs = project.root / ".makeflow" / "logs"
+    for log in logs.iterdir():
+        log.unlink()
+    logs.rmdir()
+    logs.write_text("a file where the logs folder should be")
+    done = project.run("build")
+    assert done.code == 1, done.text
+    assert "Traceback" not in done.text
+    assert project.read("out.txt") == "v1"

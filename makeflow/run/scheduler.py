@@ -409,10 +409,12 @@ class Run:
 
     def _failed(self, step: Step, job: Job | None, error: str,
                 result: JobResult | None = None) -> None:
-        error += _remove_all(step.outputs.paths)
-        for path in step.outputs.paths:
-            self.digests.forget(path)
-        self._put_back(step)
+        """Without a job the step never started: its outputs are the good ones."""
+        if job is not None:
+            error += _remove_all(step.outputs.paths)
+            for path in step.outputs.paths:
+                self.digests.forget(path)
+            self._put_back(step)
         attempt = self.attempts.get(step.id, 1)
         if attempt <= step.rule.retries and not self.stopping:
             delay = min(BACKOFF * 2 ** (attempt - 1), BACKOFF_CAP)
