@@ -231,3 +231,27 @@ def test_a_step_that_cannot_start_leaves_its_previous_output_alone(project):
     assert done.code == 1, done.text
     assert "Traceback" not in done.text
     assert project.read("out.txt") == "v1"
+
+
+def test_what_a_killed_build_set_aside_goes_back_to_its_own_path(tmp_path, monkeypatch):
+    """Entry names are the paths, escaped, or a digest with the path beside it."""
+    from makeflow.store import aside
+
+    monkeypatch.chdir(tmp_path)
+    paths = ["out/a.txt", "out/100%/#1.txt", "out%2Fa.txt", "d/" + "x" * 250 + ".txt", "tree"]
+    for path in paths[:-1]:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(f"good {path}")
+    Path("tree/sub").mkdir(parents=True)
+    Path("tree/sub/f").write_text("good tree")
+    assert len({aside.entry_name(p) for p in paths}) == len(paths)
+    aside.Aside().set_aside(paths)  # then the build is killed mid-step:
+    for path in paths[:-1]:
+        Path(path).write_text("partial")
+    Path("tree").mkdir()
+    Path("tree/stray").write_text("partial")
+    assert sorted(aside.recover()) == sorted(paths)
+    for path in paths[:-1]:
+        assert Path(path).read_text() == f"good {path}"
+    assert sorted(os.listdir("tree")) == ["sub"]
+    assert os.listdir(aside.ASIDE) == []

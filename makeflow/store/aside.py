@@ -108,11 +108,9 @@ def drop(pairs: list[Pair]) -> None:
     """The step succeeded: its previous outputs go."""
     for _, where in pairs:
         try:
-            os.unlink(where)
-        except IsADirectoryError:
-            fs.remove(where)
+            os.unlink(where)  # one system call for a file
         except OSError:
-            fs.remove(where)
+            fs.remove(where)  # a folder output
         _drop_manifest(where)
 
 
