@@ -11,13 +11,10 @@ loop's thread only."""
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import queue
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
@@ -33,6 +30,7 @@ from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.recording import NoRecorder, RunRecorder
 from makeflow.run.reporter import Reporter
 from makeflow.run.slots import JobSlots, slots_for
+from makeflow.run.stopping import escalating, remove_all
 from makeflow.store import aside, fs
 from makeflow.store.opening import StoreError
 from makeflow.store.state import StateStore, StepRecord
@@ -101,12 +99,12 @@ class Run:
             self._loop(executor)
         except KeyboardInterrupt as exc:
             stopped = [r.step for f, r in self.running.items() if f.running() or f.done()]
-            with _escalating(executor):
+            with escalating(executor):
                 executor.shutdown(kill=True)
                 self._discard(stopped)
             raise self._interrupted(exc, stopped) from None
         finally:
-            with _escalating(executor):
+            with escalating(executor):
                 executor.shutdown(kill=bool(self.running))
                 self._flush()
         r = self.result
@@ -131,7 +129,7 @@ class Run:
         aside: also those of a step the interrupt caught between its start and its entry
         in `running`, and of steps that never started."""
         for step in stopped:
-            _remove_all(step.outputs.paths)
+            remove_all(step.outputs.paths)
         for pairs in self.asides.values():
             aside.put_back(pairs)
         self.asides.clear()
@@ -411,7 +409,7 @@ class Run:
                 result: JobResult | None = None) -> None:
         """Without a job the step never started: its outputs are the good ones."""
         if job is not None:
-            error += _remove_all(step.outputs.paths)
+            error += remove_all(step.outputs.paths)
             for path in step.outputs.paths:
                 self.digests.forget(path)
             self._put_back(step)
@@ -455,41 +453,6 @@ def _say_where(executor: Executor, reporter: Reporter) -> None:
     describe, show = getattr(executor, "describe", None), getattr(reporter, "running_on", None)
     if describe is not None and show is not None:
         show(describe())
-
-
-@contextlib.contextmanager
-def _escalating(executor: Executor) -> Iterator[None]:
-    """While the build stops, another Ctrl-C (or SIGTERM) kills every step at once
-    instead of interrupting the stopping, which would leave steps running, partial
-    outputs behind, or makeflow waiting at exit for a step that ignores SIGTERM.
-
-    Signal handlers can only be set in the main thread; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def kill_now(signum: int, frame: object) -> None:
-        kill = getattr(executor, "kill_now", None)
-        if kill is not None:
-            kill()
-
-    before = {sig: signal.signal(sig, kill_now) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-
-
-def _remove_all(paths: tuple[str, ...]) -> str:
-    """Remove what a failed or stopped step wrote; '' or what could not be removed."""
-    for path in paths:
-        try:
-            fs.remove(path)
-        except OSError as exc:
-            return f" (and its partial output could not be removed: {os_error(exc)})"
-    return ""
 
 
 def _result_of(future: Future[JobResult]) -> JobResult:

@@ -11,22 +11,29 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from makeflow import __version__
-from makeflow.define.loader import Pipeline, find_rules_file, load
-from makeflow.errors import Interrupted, MakeflowError, Terminated, UserError
+from makeflow.define.loader import Pipeline
+from makeflow.errors import Terminated, UserError
 from makeflow.plan.made import folder_output_around, steps_with_outputs_below
 from makeflow.plan.staleness import Plan
 from makeflow.run.build import BuildOptions, build, log_path, status
 from makeflow.run.clean import clean
-from makeflow.run.executors.choose import EXECUTORS, SCHEDULER_ENV, Choice, choose
+from makeflow.ui.cli_history import metrics_command, report_command, runs_command
+from makeflow.ui.cli_options import (
+    executor_for,
+    executor_options,
+    handle_errors,
+    open_pipeline,
+    project_options,
+    remote_option,
+)
+from makeflow.ui.cli_sharing import cache_command, pull_command, push_command
 from makeflow.ui.graphs import render
-from makeflow.ui.plain import TransferMeter, plan_lines
+from makeflow.ui.plain import plan_lines
 from makeflow.ui.view import make_reporter
 
 
@@ -40,102 +47,6 @@ def main() -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     cli(prog_name="makeflow")
-
-
-def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into a message on stderr and an exit status, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except Interrupted as exc:
-            _error(str(exc), after_keys=True)
-            sys.exit(exc.exit_code)
-        except MakeflowError as exc:
-            _error(str(exc))
-            sys.exit(exc.exit_code)
-        except Terminated:
-            _error("stopped by SIGTERM", after_keys=True)
-            sys.exit(128 + signal.SIGTERM)
-        except KeyboardInterrupt:
-            _error("stopped by SIGINT", after_keys=True)
-            sys.exit(128 + signal.SIGINT)
-
-    return wrapper
-
-
-def no_color() -> bool:
-    """Whether the user asked for no colour at all (https://no-color.org)."""
-    return bool(os.environ.get("NO_COLOR"))
-
-
-def _error(text: str, after_keys: bool = False) -> None:
-    """Print an error on stderr. `after_keys`: after Ctrl-C, whose `^C` the terminal
-    echoed where the cursor was, so the message starts on a line of its own."""
-    if after_keys and sys.stderr.isatty():
-        click.echo("", err=True)
-    first, _, rest = text.partition("\n")
-    prefix = "makeflow: error: "
-    if not no_color():
-        prefix = click.style(prefix, fg="red", bold=True)
-    click.echo(prefix + first, err=True)
-    if rest:
-        click.echo(rest, err=True)
-
-
-def project_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """-f, -C and --set, shared by every command that reads the rules file."""
-    command = click.option(
-        "--set", "overrides", multiple=True, metavar="KEY=VALUE",
-        help="Override a value of makeflow.toml, e.g. --set train.alpha=0.3 (a TOML literal).",
-    )(command)
-    command = click.option(
-        "-C", "--directory", metavar="DIR", help="Run as if started in DIR.")(command)
-    command = click.option(
-        "-f", "--file", "rules_file", metavar="FILE",
-        help="The rules file (default: Makeflow.py).")(command)
-    return command
-
-
-def open_pipeline(rules_file: str | None, directory: str | None,
-                  overrides: tuple[str, ...]) -> Pipeline:
-    """Load the rules file; options given before the command (`makeflow -C dir build`) count
-    too, as with make."""
-    early = click.get_current_context().find_root().obj or {}
-    return load(
-        find_rules_file(rules_file or early.get("rules_file"),
-                        directory or early.get("directory")),
-        (*early.get("overrides", ()), *overrides),
-    )
-
-
-def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--executor and --scheduler, shared by build and watch."""
-    command = click.option(
-        "--scheduler", metavar="ADDRESS",
-        help="Run steps on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
-        f"(or set {SCHEDULER_ENV}).")(command)
-    command = click.option(
-        "--executor", type=click.Choice(EXECUTORS), default=None,
-        help="Where steps run: local processes, or a Dask cluster (default: local, or the "
-        "[makeflow] executor setting of makeflow.toml).")(command)
-    return command
-
-
-def executor_for(pipeline: Pipeline, jobs: int | None, executor: str | None,
-                 scheduler: str | None) -> tuple[BuildOptions, Choice]:
-    """The build's -j and its executor, from the command line, environment and config."""
-    choice = choose(pipeline, executor, scheduler, jobs_given=jobs is not None)
-    return BuildOptions(jobs=jobs or os.cpu_count() or 1), choice
-
-
-def remote_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--remote", metavar="URL", default=None,
-        help="The shared cache: any fsspec URL (s3://bucket/prefix, file:///path, ...). "
-        "Default: $MAKEFLOW_REMOTE, or remote in the [makeflow] table of makeflow.toml.",
-    )(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -235,102 +146,6 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
         click.echo(f"all {total} steps up to date")
     if check and stale:
         sys.exit(1)
-
-
-@cli.command("pull")
-@project_options
-@click.argument("targets", nargs=-1)
-@remote_option
-@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
-@handle_errors
-def pull_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                 targets: tuple[str, ...], remote: str | None, quiet: bool) -> None:
-    """Restore the outputs of TARGETS from the remote cache without running anything.
-
-    A step is restored when the cache holds its result for its current inputs, or when
-    makeflow.lock records its outputs for them. Steps it cannot restore are left for
-    `makeflow build`.
-    """
-    from makeflow.run.share import pull
-
-    meter = _meter()
-    result = pull(open_pipeline(rules_file, directory, overrides), targets, remote,
-                  make_reporter(sys.stdout, quiet), progress=meter)
-    if meter is not None:
-        meter.done()
-    if result.not_run:
-        click.echo(f"{len(result.not_run)} steps are not in the cache; `makeflow build` "
-                   "runs them: " + ", ".join(result.not_run[:10])
-                   + (" ..." if len(result.not_run) > 10 else ""))
-
-
-@cli.command("push")
-@project_options
-@click.argument("targets", nargs=-1)
-@remote_option
-@handle_errors
-def push_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                 targets: tuple[str, ...], remote: str | None) -> None:
-    """Upload the outputs and records of TARGETS' up-to-date steps to the remote cache."""
-    from makeflow.run.share import push
-
-    meter = _meter()
-    done = push(open_pipeline(rules_file, directory, overrides), targets, remote, meter)
-    if meter is not None:
-        meter.done()
-    click.echo(f"pushed {done.steps} steps ({done.new} new to the remote)")
-    if done.skipped:
-        click.echo(f"skipped {len(done.skipped)} stale or uncached steps: "
-                   + ", ".join(done.skipped[:10]) + (" ..." if len(done.skipped) > 10 else ""))
-
-
-def _meter() -> TransferMeter | None:
-    """A byte count of big transfers on stderr, when it is a terminal."""
-    return TransferMeter(sys.stderr) if sys.stderr.isatty() else None
-
-
-@cli.group("cache", invoke_without_command=True)
-@project_options
-@click.pass_context
-@handle_errors
-def cache_command(ctx: click.Context, rules_file: str | None, directory: str | None,
-                  overrides: tuple[str, ...]) -> None:
-    """Show the run cache: where it is, its size, and how often builds hit it."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from makeflow.run.share import cache_info
-
-    info = cache_info(open_pipeline(rules_file, directory, overrides))
-    hits, misses = info.counts.get("hits", 0), info.counts.get("misses", 0)
-    limit = f" (limit {_size(info.max_size)})" if info.max_size is not None else ""
-    click.echo(f"cache    {info.root}")
-    click.echo(f"size     {_size(info.size)} in {info.blobs} blobs{limit}")
-    click.echo(f"records  {info.records} step results")
-    click.echo(f"lookups  {hits} hits, {misses} misses")
-
-
-@cache_command.command("gc")
-@project_options
-@click.option("--max-size", metavar="SIZE",
-              help="Trim to this size, least recently used first (e.g. 10GB). "
-              "Default: cache_max_size in the [makeflow] table.")
-@handle_errors
-def cache_gc_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                     max_size: str | None) -> None:
-    """Trim the run cache."""
-    from makeflow.define.settings import parse_size
-    from makeflow.run.share import cache_gc
-
-    limit = parse_size(max_size, "--max-size") if max_size is not None else None
-    removed, freed = cache_gc(open_pipeline(rules_file, directory, overrides), limit)
-    click.echo(f"removed {removed} blobs, {_size(freed)}")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 @cli.command("why")
@@ -532,103 +347,6 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
         click.echo("stopped watching")
 
 
-@cli.command("runs")
-@project_options
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Show the last N builds.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON document (see docs/json.md).")
-@handle_errors
-def runs_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                 limit: int, as_json: bool) -> None:
-    """List recent builds: when, how long, what ran, restored, failed or was skipped."""
-    from makeflow.ui.history_view import recent_runs, runs_lines
-
-    entries = recent_runs(project_root(rules_file, directory), limit)
-    if as_json:
-        from makeflow.ui.jsonout import dumps, runs_document
-
-        click.echo(dumps(runs_document(entries)))
-        return
-    for line in runs_lines(entries):
-        click.echo(line)
-
-
-def project_root(rules_file: str | None, directory: str | None) -> Path:
-    """The folder of the rules file, found as the other commands find it, without running
-    it: reading the history needs no rules."""
-    early = click.get_current_context().find_root().obj or {}
-    return find_rules_file(rules_file or early.get("rules_file"),
-                           directory or early.get("directory")).parent
-
-
-
-@cli.command("report")
-@project_options
-@click.argument("run", required=False, type=click.IntRange(min=1))
-@click.option("-o", "--output", default="makeflow-report.html", show_default=True,
-              metavar="FILE", help="Where to write the page (relative to the project).")
-@click.option("--no-dot", is_flag=True,
-              help="Lay the graph out with the bundled layout even when Graphviz is installed.")
-@handle_errors
-def report_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                   run: int | None, output: str, no_dot: bool) -> None:
-    """Write one self-contained HTML page about the last build, or build RUN."""
-    from makeflow.ui.report import load_run, write_report
-
-    root = project_root(rules_file, directory)
-    entry, previous = load_run(root, run)
-    graph = None
-    try:
-        graph = status(open_pipeline(rules_file, directory, overrides), entry.targets).graph
-    except MakeflowError as exc:
-        click.echo(f"warning: the report has no graph edges: {exc}", err=True)
-    written = write_report(entry, graph, root / output, previous, use_dot=not no_dot)
-    click.echo(f"wrote {written.path} (run {written.run}, {written.steps} steps, "
-               f"{written.size / 1e6:.2f} MB)")
-
-
-@cli.group("metrics", invoke_without_command=True)
-@project_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.pass_context
-@handle_errors
-def metrics_command(ctx: click.Context, rules_file: str | None, directory: str | None,
-                    overrides: tuple[str, ...], as_json: bool) -> None:
-    """Show the current values of the outputs that rules mark as metrics."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from makeflow.ui.metrics_view import current, show_lines
-
-    values = current(open_pipeline(rules_file, directory, overrides))
-    if as_json:
-        from makeflow.ui.jsonout import dumps
-
-        click.echo(dumps({"metrics": values}))
-        return
-    for line in show_lines(values):
-        click.echo(line)
-
-
-@metrics_command.command("diff")
-@project_options
-@click.argument("old", required=False)
-@click.argument("new", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@handle_errors
-def metrics_diff_command(rules_file: str | None, directory: str | None,
-                         overrides: tuple[str, ...], old: str | None, new: str | None,
-                         as_json: bool) -> None:
-    """Compare metrics between OLD and NEW: run ids (`makeflow runs`), git revisions, or
-    `workspace`. Default: the last two builds that recorded metrics; OLD alone is compared
-    with the workspace."""
-    from makeflow.ui.metrics_view import diff, diff_lines
-
-    result = diff(open_pipeline(rules_file, directory, overrides), old, new)
-    if as_json:
-        from makeflow.ui.jsonout import dumps
-
-        click.echo(dumps(result))
-        return
-    for line in diff_lines(result):
-        click.echo(line)
+for _command in (pull_command, push_command, cache_command, runs_command, report_command,
+                 metrics_command):
+    cli.add_command(_command)

@@ -1,0 +1,48 @@
+"""Stopping a build cleanly: a second Ctrl-C kills every step at once, and what a failed or
+stopped step wrote is removed."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+from makeflow.run.executors import Executor
+from makeflow.run.landing import os_error
+from makeflow.store import fs
+
+
+@contextlib.contextmanager
+def escalating(executor: Executor) -> Iterator[None]:
+    """While the build stops, another Ctrl-C (or SIGTERM) kills every step at once
+    instead of interrupting the stopping, which would leave steps running, partial
+    outputs behind, or makeflow waiting at exit for a step that ignores SIGTERM.
+
+    Signal handlers can only be set in the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def kill_now(signum: int, frame: object) -> None:
+        kill = getattr(executor, "kill_now", None)
+        if kill is not None:
+            kill()
+
+    before = {sig: signal.signal(sig, kill_now) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def remove_all(paths: tuple[str, ...]) -> str:
+    """Remove what a failed or stopped step wrote; '' or what could not be removed."""
+    for path in paths:
+        try:
+            fs.remove(path)
+        except OSError as exc:
+            return f" (and its partial output could not be removed: {os_error(exc)})"
+    return ""
