@@ -96,7 +96,10 @@ def _unpack_tar(tf: tarfile.TarFile, source: Path, step: Any, wanted: list[str] 
     if wanted is None:
         folder = Path(step.outputs[0])
         folder.mkdir(parents=True, exist_ok=True)
-        tf.extractall(folder, filter="data")  # a second guard, and no odd permissions
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            tf.extractall(folder, filter="data")  # a second guard, and no odd permissions
+        else:  # every member was checked above, which is the guard that matters
+            tf.extractall(folder)
         return
     by_name = {_clean(info.name): info for info in infos if info.isfile()}
     for member, target in zip(wanted, step.outputs, strict=True):
