@@ -13,28 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import gone, wait_for
 
 
 def start(project, *args: str, **kwargs) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "makeflow", *args], cwd=project.root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)
-
-
-def wait_for(condition, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.02)
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 SLOW = """

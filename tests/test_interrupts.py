@@ -4,7 +4,6 @@ bounded waits."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import sys
 import time
 
 from terminal import Terminal
+from waiting import gone, wait_for
 
 # A step that ignores SIGTERM (as some tools do while they flush), with a child that
 # ignores it too, writing a partial output where the user asked for it.
@@ -22,22 +22,6 @@ rule("stubborn", inputs="quick.txt", outputs="out.txt", stage=False,
      shell="trap '' TERM; printf partial > {outputs}; echo $$ > pid; "
            "sleep 60 & echo $! > child; touch started; wait")
 """
-
-
-def wait_for(condition, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.02)
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def started(project) -> bool:
