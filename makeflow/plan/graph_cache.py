@@ -7,7 +7,9 @@ used again only when the rules and targets are the same and every file the resol
 looked at still exists, or still does not, as before. Anything else resolves afresh.
 
 The file is a private cache in `.makeflow/`: marshal, because it loads plain tuples and
-strings several times faster than pickle or JSON; a file it cannot read is ignored.
+strings several times faster than pickle or JSON; a file it cannot read is ignored. It is
+a sequence of length-prefixed marshal blobs (the key, the files looked at, the steps in
+chunks, the sources and targets), so a big graph is written and read a chunk at a time.
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
 from makeflow.plan.claims import producers
 from makeflow.plan.graph import Graph, Resolver, Step
 from makeflow.store.fs import StatCache
-from makeflow.store.hashing import hash_bytes
+from makeflow.store.hashing import Streamed, hash_bytes
 
 NAME = "graph.cache"
-FORMAT = 2  # raise whenever resolution (graph.py) decides differently
+FORMAT = 3  # raise whenever resolution (graph.py) decides differently, or the layout changes
+CHUNK = 10_000  # steps per blob; part of the layout (the digest covers each chunk's text)
 
 
 def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Path,
@@ -46,10 +49,12 @@ def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Pat
         return found
     resolver = Resolver(pipeline, stats, made)
     graph = resolver.resolve(key[-1])
-    if resolver.broke_cycle:
+    probed, keep = resolver.probed, not resolver.broke_cycle
+    del resolver  # its lookup tables: a third of the memory of a big graph, before saving
+    if not keep:
         with contextlib.suppress(OSError):
             path.unlink()
-    return graph, _save(path, key, graph, resolver.probed, write=not resolver.broke_cycle)
+    return graph, _save(path, key, graph, probed, write=keep)
 
 
 def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
@@ -65,24 +70,49 @@ def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
 
 def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool],
           write: bool = True) -> str:
-    """Write the graph with the answers it rests on; return the graph's digest."""
-    index = {sid: i for i, sid in enumerate(graph.steps)}
-    rows = [_row(step) for step in graph.steps.values()]
-    upstream = [[index[u] for u in ups] for ups in graph.upstream.values()]
-    shape = (rows, upstream, graph.producer, graph.sources, graph.targets)
-    digest = hash_bytes(repr(shape).encode("utf-8", "surrogateescape"))  # by value
-    if not write:
-        return digest
-    existing = [p for p, found in probed.items() if found]
-    missing = [p for p, found in probed.items() if not found]
+    """Write the graph with the answers it rests on; return the graph's digest.
+
+    Steps go in chunks of `CHUNK`, each digested and written as it is made, so a
+    million-step graph never exists a second time as one string or one marshal blob.
+    """
     temp = path.with_name(f"{NAME}.{os.getpid()}.tmp")
     try:
-        temp.write_bytes(marshal.dumps((key, digest, *shape, existing, missing)))
-        os.replace(temp, path)
+        with open(temp, "wb") if write else contextlib.nullcontext() as out:
+            digest = _write(out, key, graph, probed)
+        if write:
+            os.replace(temp, path)
     except OSError:  # a cache: the build goes on without it
         with contextlib.suppress(OSError):
             temp.unlink()
+        digest = _write(None, key, graph, probed)
     return digest
+
+
+def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, bool]) -> str:
+    """The blobs of the file, in the order `_load` reads them (to `out` unless None)."""
+    def put(value: Any) -> None:
+        if out is not None:
+            blob = marshal.dumps(value)
+            out.write(len(blob).to_bytes(8, "little"))
+            out.write(blob)
+
+    steps = list(graph.steps.values())
+    put((key, -(-len(steps) // CHUNK)))
+    put(([p for p, found in probed.items() if found], [p for p, found in probed.items()
+                                                        if not found]))
+    index = {sid: i for i, sid in enumerate(graph.steps)}
+    upstream = graph.upstream
+    digest = Streamed()  # by value (repr): marshal's bytes depend on how objects are shared
+    for start in range(0, len(steps), CHUNK):
+        chunk = steps[start:start + CHUNK]
+        rows = ([_row(step) for step in chunk],
+                [[index[u] for u in upstream[step.id]] for step in chunk])
+        digest.update(repr(rows).encode("utf-8", "surrogateescape"))
+        put(rows)
+    tail = (graph.sources, graph.targets)
+    digest.update(repr(tail).encode("utf-8", "surrogateescape"))
+    put(tail)
+    return digest.hexdigest()
 
 
 def _row(step: Step) -> tuple:
@@ -96,15 +126,33 @@ def _row(step: Step) -> tuple:
 def _load(path: Path, key: tuple, pipeline: Pipeline,
           stats: StatCache) -> tuple[Graph, str] | None:
     try:
-        data = marshal.loads(path.read_bytes())
-        if data[0] != key:
-            return None
-        _, digest, rows, upstream, _, sources, targets, existing, missing = data
-        if not _same_files(existing, missing, stats):
-            return None
-        return _graph(rows, upstream, sources, targets, pipeline), digest
+        with open(path, "rb") as f:
+            saved_key, chunks = _get(f)
+            if saved_key != key:
+                return None
+            existing, missing = _get(f)
+            if not _same_files(existing, missing, stats):
+                return None
+            del existing, missing
+            digest = Streamed()
+            reader = _Steps(pipeline)
+            for _ in range(chunks):
+                rows = _get(f)
+                digest.update(repr(rows).encode("utf-8", "surrogateescape"))
+                reader.add(*rows)
+            sources, targets = tail = _get(f)
+            digest.update(repr(tail).encode("utf-8", "surrogateescape"))
+        return reader.graph(sources, targets), digest.hexdigest()
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
+
+
+def _get(f: BinaryIO) -> Any:
+    """The next blob; ValueError for a length no file of this size can hold (damage)."""
+    size = int.from_bytes(f.read(8), "little")
+    if size > os.fstat(f.fileno()).st_size:
+        raise ValueError("damaged graph cache")
+    return marshal.loads(f.read(size))
 
 
 def _same_files(existing: list[str], missing: list[str], stats: StatCache) -> bool:
@@ -124,22 +172,33 @@ def _same_files(existing: list[str], missing: list[str], stats: StatCache) -> bo
     return all(stats.get(p) is None for p in missing)
 
 
-def _graph(rows: list[tuple], upstream: list[list[int]], sources: list[str],
-           targets: list[str], pipeline: Pipeline) -> Graph:
-    rules: dict[str, Rule] = {r.name: r for r in pipeline.rules}
-    steps: dict[str, Step] = {}
-    new = tuple.__new__  # skips the named tuples' Python-level __new__: 100,000 calls
-    for sid, name, wildcards, inputs, outputs in rows:
-        r = rules[name]
-        if wildcards is None:
-            steps[sid] = new(Step, (sid, r, {}, r.inputs, r.outputs))
-        else:
-            steps[sid] = new(Step, (sid, r, dict(wildcards), new(Files, (inputs, r.inputs.names)),
-                                    new(Files, (outputs, r.outputs.names))))
-    ids = list(steps)
-    at = ids.__getitem__
-    ups: dict[str, list[Any]] = {sid: list(map(at, up))
-                                 for sid, up in zip(ids, upstream, strict=True)}
-    # Made again rather than trusted: it checks the steps for clashing outputs, so no
-    # graph saved before a check existed (or by a faulty build) can bypass it.
-    return Graph(steps, ups, producers(steps), sources, targets)
+class _Steps:
+    """Steps made again from saved rows, chunk by chunk."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.rules: dict[str, Rule] = {r.name: r for r in pipeline.rules}
+        self.steps: dict[str, Step] = {}
+        self.ids: list[str] = []
+        self.upstream: list[list[int]] = []
+
+    def add(self, rows: list[tuple], upstream: list[list[int]]) -> None:
+        rules, steps = self.rules, self.steps
+        new = tuple.__new__  # skips the named tuples' Python-level __new__: 100,000 calls
+        for sid, name, wildcards, inputs, outputs in rows:
+            r = rules[name]
+            if wildcards is None:
+                steps[sid] = new(Step, (sid, r, {}, r.inputs, r.outputs))
+            else:
+                steps[sid] = new(Step, (sid, r, dict(wildcards),
+                                        new(Files, (inputs, r.inputs.names)),
+                                        new(Files, (outputs, r.outputs.names))))
+            self.ids.append(sid)
+        self.upstream += upstream
+
+    def graph(self, sources: list[str], targets: list[str]) -> Graph:
+        at = self.ids.__getitem__
+        ups: dict[str, list[Any]] = {sid: list(map(at, up))
+                                     for sid, up in zip(self.ids, self.upstream, strict=True)}
+        # Made again rather than trusted: it checks the steps for clashing outputs, so no
+        # graph saved before a check existed (or by a faulty build) can bypass it.
+        return Graph(self.steps, ups, producers(self.steps), sources, targets)
