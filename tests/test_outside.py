@@ -122,6 +122,29 @@ def test_an_output_that_is_a_symlink_leading_outside_is_refused(inside, tmp_path
     assert (tmp_path / "theirs.txt").read_text() == "not yours"
 
 
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symlink_among_many_outputs_of_one_folder_is_refused(inside, tmp_path, dangling):
+    """Past a few hundred outputs in one folder, the folder is listed once instead of an
+    lstat per output: a link among them, even one whose target does not exist yet, is
+    still found."""
+    theirs = tmp_path / "theirs.txt"
+    if not dangling:
+        theirs.write_text("not yours")
+    (inside.root / "out").mkdir()
+    os.symlink(theirs, inside.root / "out" / "417.txt")
+    inside.rules("""\
+        from makeflow import expand, rule
+
+        rule("make", outputs="out/{i}.txt", shell="echo hi > {outputs}")
+        rule("all", inputs=expand("out/{i}.txt", i=range(600)), default=True)
+    """)
+
+    user_error(inside.run("build"), "out/417.txt", "outside the project")
+    assert theirs.exists() != dangling
+    assert dangling or theirs.read_text() == "not yours"
+    assert sorted(os.listdir(inside.root / "out")) == ["417.txt"]
+
+
 def test_a_cached_graph_does_not_skip_the_symlink_check(inside, tmp_path):
     inside.rules("""\
         from makeflow import rule

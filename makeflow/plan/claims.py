@@ -41,6 +41,8 @@ def refuse_outputs_outside(steps: Iterable[Any], root: str) -> None:
     for the steps about to run, whether or not the graph came from its cache.
     """
     boundary = Boundary(root)
+    steps = list(steps)
+    boundary.expect(path for step in steps for path in step.outputs.paths)
     for step in steps:
         for path in step.outputs.paths:
             if not boundary.holds_writing(path):

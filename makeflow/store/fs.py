@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 
@@ -115,6 +117,9 @@ def _rename_over(src: str, dst: str) -> None:
         os.replace(src, dst)
 
 
+SCAN_AT = 256  # paths in one folder from which listing it beats an lstat per path
+
+
 class Boundary:
     """The project folder as a limit: whether a path, followed through every symlinked
     folder on the way, stays inside it. Folders are resolved once each (most outputs
@@ -123,6 +128,17 @@ class Boundary:
     def __init__(self, root: str):
         self.root = os.path.realpath(root)
         self._folders: dict[str, bool] = {}
+        self._links: dict[str, set[str]] = {}  # folder -> its entries that are symlinks
+
+    def expect(self, paths: Iterable[str]) -> None:
+        """Paths about to be checked with `holds_writing`: a folder that holds many of them
+        is listed once (the listing says which entries are links), instead of an `lstat`
+        per path; a million outputs in one folder cost one `scandir`."""
+        counts = Counter(p.rpartition("/")[0] for p in paths)
+        for folder, n in counts.items():
+            if n >= SCAN_AT:
+                with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
+                    self._links[folder] = {e.name for e in entries if e.is_symlink()}
 
     def holds(self, path: str) -> bool:
         """Whether writing or removing `path` touches only the inside of the project."""
@@ -136,8 +152,12 @@ class Boundary:
     def holds_writing(self, path: str) -> bool:
         """`holds`, and `path` is not itself a symlink that leads outside (a step writing
         in place would write through it)."""
-        return self.holds(path) and (
-            not os.path.islink(path) or self._inside(os.path.realpath(path)))
+        if not self.holds(path):
+            return False
+        folder, _, name = path.rpartition("/")
+        links = self._links.get(folder)
+        link = os.path.islink(path) if links is None else name in links
+        return not link or self._inside(os.path.realpath(path))
 
     def _inside(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
