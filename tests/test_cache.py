@@ -131,6 +131,22 @@ def test_status_says_which_stale_steps_are_restorable(project):
     assert "train" in done.out and "restorable from cache" in done.out
 
 
+def test_status_with_an_empty_cache_reads_no_input(project):
+    """With nothing in the cache and no remote, no step can be restorable: status does not
+    hash every input for a key (a million files, at a million steps)."""
+    from makeflow import load
+    from makeflow.run.build import status
+    from makeflow.store import hashing
+
+    setup(project)
+    project.write("big.txt", "x" * 100_000)
+    project.rules(RULES.replace('inputs="data.txt"', 'inputs=["data.txt", "big.txt"]'))
+    before = hashing.bytes_hashed
+    plan = status(load(project.root / "Makeflow.py"), [], cache=True)
+    assert plan.runnable == ["train", "report"] and not plan.restorable
+    assert hashing.bytes_hashed == before
+
+
 def test_cache_command_shows_size_and_hits_and_gc_trims_it(project):
     setup(project)
     project.build()

@@ -172,6 +172,8 @@ def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | 
     from makeflow.run.cached import open_cache
 
     cache = open_cache(pipeline.root, pipeline.settings, remote)
+    if cache.remote_url is None and cache.local.empty():
+        return  # nothing to find: no input is hashed for a key (a million, at a million steps)
     for sid in plan.runnable:
         step = plan.graph.steps[sid]
         if not cacheable(step) or any(w.startswith("upstream") for w in plan.stale[sid]):

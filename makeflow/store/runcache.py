@@ -158,6 +158,18 @@ class RunCache:
         finally:
             db.close()
 
+    def empty(self) -> bool:
+        """Whether the index holds no record: a look that stops at the first one found."""
+        try:
+            with os.scandir(self.root / "runs") as folders:
+                for folder in folders:
+                    with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
+                        if next(entries, None) is not None:
+                            return False
+        except OSError:
+            return True
+        return True
+
     def records(self) -> int:
         top = self.root / "runs"
         return sum(len(os.listdir(d)) for d in top.iterdir()) if top.is_dir() else 0

@@ -33,7 +33,7 @@ from makeflow.ui.cli_options import (
 )
 from makeflow.ui.cli_sharing import cache_command, pull_command, push_command
 from makeflow.ui.graphs import render
-from makeflow.ui.plain import plan_lines
+from makeflow.ui.plain import batches, plan_lines
 from makeflow.ui.view import make_reporter
 
 
@@ -135,10 +135,11 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
         return
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
-    lines = plan_lines(plan, print_commands)
-    for line in lines:
-        click.echo(line if line.startswith("  $ ") else f"stale  {line}")
-    stale = sum(1 for line in lines if not line.startswith("  $ "))
+    lines = (line if line.startswith("  $ ") else f"stale  {line}"
+             for line in plan_lines(plan, print_commands))
+    for batch in batches(lines):
+        click.echo(batch)
+    stale = len(plan.runnable)
     total = sum(1 for s in plan.graph.steps.values() if not s.rule.is_alias)
     if stale:
         click.echo(f"{stale} of {total} steps stale")

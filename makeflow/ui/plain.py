@@ -7,6 +7,7 @@ importing rich.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -43,19 +44,31 @@ def summary(result: BuildResult) -> str:
     return ", ".join(parts) + f" in {result.seconds:.2f}s"
 
 
-def plan_lines(plan: Plan, commands: bool = False) -> list[str]:
+def plan_lines(plan: Plan, commands: bool = False) -> Iterator[str]:
     """One line per stale step, upstream first, with its reasons (and, with `commands`,
-    a second line with what it runs)."""
-    lines = []
+    a second line with what it runs). Made as they are written: a million lines are
+    never all in memory."""
+    steps, restorable = plan.graph.steps, plan.restorable
     for sid, why in plan.stale.items():
-        step = plan.graph.steps[sid]
+        step = steps[sid]
         if step.rule.is_alias:
             continue
-        restorable = " (restorable from cache)" if sid in plan.restorable else ""
-        lines.append(f"{sid}: {'; '.join(why)}{restorable}")
+        yield f"{sid}: {'; '.join(why)}" + (" (restorable from cache)" if sid in restorable
+                                            else "")
         if commands:
-            lines.append(f"  $ {step_command(step)}")
-    return lines
+            yield f"  $ {step_command(step)}"
+
+
+def batches(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
+    """Lines joined `size` at a time, so a million are a thousand writes, not a million."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield "\n".join(batch)
+            batch = []
+    if batch:
+        yield "\n".join(batch)
 
 
 def step_command(step: Step) -> str:
@@ -119,10 +132,13 @@ class PlainReporter:
 
     def planned(self, plan: Plan) -> None:
         self.dry_run = True
-        lines = plan_lines(plan, self.print_commands)
-        for line in lines:
-            self._line(line if line.startswith("  $ ") else f"would run {line}")
-        if not lines:
+        lines = (line if line.startswith("  $ ") else f"would run {line}"
+                 for line in plan_lines(plan, self.print_commands))
+        wrote = False
+        for batch in batches(lines):
+            self._line(batch)
+            wrote = True
+        if not wrote:
             self._line("nothing to do: everything is up to date")
 
     def started(self, plan: Plan) -> None:
@@ -171,7 +187,7 @@ class PlainReporter:
 
     def finished(self, result: BuildResult) -> None:
         if self.dry_run:
-            self._line(f"{len(plan_lines(result.plan))} steps would run" if result.plan else "")
+            self._line(f"{len(result.plan.runnable)} steps would run" if result.plan else "")
             return
         if result.plan is not None and not result.plan.runnable and not result.failed:
             self._line("nothing to do: everything is up to date")
