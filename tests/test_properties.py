@@ -492,21 +492,27 @@ def write_bytes(path: Path, content: bytes) -> None:
 
 
 class Clock:
-    """Unique old mtimes: an edit that sets one can never repeat a stat makeflow recorded."""
+    """Unique old mtimes, and unique ones in the future (a skewed clock): an edit that sets
+    one can never repeat a stat makeflow recorded."""
 
     def __init__(self) -> None:
         self.next = time.time_ns() - 86_400 * 10**9
+        self.later = time.time_ns() + 86_400 * 10**9
 
     def old(self) -> int:
         self.next += 1_000_003
         return self.next
 
+    def ahead(self) -> int:
+        self.later += 1_000_003
+        return self.later
+
 
 CLOCK = Clock()
 
 
-def age(path: Path) -> None:
-    t = CLOCK.old()
+def age(path: Path, future: bool = False) -> None:
+    t = CLOCK.ahead() if future else CLOCK.old()
     os.utime(path, ns=(t, t))
 
 
@@ -753,10 +759,12 @@ class PipelineEdits(RuleBasedStateMachine):
     @rule(data=st.data())
     def age_all_files(self, data: Any) -> None:
         """Old mtimes let makeflow trust its cached digests, so later edits test that trust,
-        and the build after next may be settled by file stats alone."""
+        and the build after next may be settled by file stats alone. Mtimes in the future
+        (a skewed clock) are trusted the same way."""
+        future = data.draw(st.booleans())
         for path in self.root.rglob("*"):
             if path.is_file() and ".makeflow" not in path.parts:
-                age(path)
+                age(path, future)
         self.edited(data)
         self.edited(data)
 

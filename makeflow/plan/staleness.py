@@ -30,6 +30,7 @@ class Digests:
         self.own: dict[str, FileRecord] = {}  # hashed by this build: see `learn`
         self.lock: LockFile | None = None  # makeflow.lock, for steps the store never saw
         self.adopted: list[str] = []  # steps found fresh by their lock entry
+        self.ahead: dict[str, int] = {}  # files hashed with an mtime in the future: `skew`
 
     def stat(self, path: str) -> fs.Stat | None:
         """The stat to compare with the cache: for a directory, its whole tree's."""
@@ -59,8 +60,10 @@ class Digests:
     def rehash(self, path: str, st: fs.Stat) -> str:
         checked = time.time_ns()
         digest = hash_path(path)
-        self.hashed[path] = self.own[path] = FileRecord(st.size, st.mtime_ns, st.inode,
-                                                        digest, checked)
+        record = FileRecord(st.size, st.mtime_ns, st.inode, digest, checked)
+        self.hashed[path] = self.own[path] = record
+        if record.ahead_ns:
+            self.ahead[path] = record.ahead_ns
         return digest
 
     def learn(self, records: dict[str, FileRecord]) -> None:
@@ -72,6 +75,25 @@ class Digests:
         it. The store's record still follows the one-second rule for later builds.
         """
         self.own.update(records)
+        for path, record in records.items():
+            if record.ahead_ns:
+                self.ahead[path] = record.ahead_ns
+
+    def skew(self) -> str | None:
+        """One warning for the files hashed since the last call whose mtime is in the
+        future, if any. Such a file is trusted by its stat afterwards (see
+        `FileRecord.settled`), so it is hashed once and the warning comes once, not on
+        every build until the clock catches up."""
+        if not self.ahead:
+            return None
+        path, ahead = max(self.ahead.items(), key=lambda item: item[1])
+        others = len(self.ahead) - 1
+        self.ahead = {}
+        more = f" (and {others} other file{'s' if others > 1 else ''})" if others else ""
+        return (f"{path}{more} was last modified {_span(ahead / 1e9)} in the future: the clock of "
+                "this machine or of the file system that wrote it looks skewed. makeflow "
+                "goes by content, so builds stay correct; it reads such a file again only "
+                "when its size, mtime or inode change")
 
     def forget(self, path: str) -> None:
         self.stats.forget(path)

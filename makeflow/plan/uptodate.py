@@ -158,5 +158,5 @@ class Saved:
         self.numbers[2 * i + 1] = record.mtime_ns
         self.inodes[i] = record.inode
         # see FileRecord.matches: a record made within a second of the change is not trusted
-        self.trusted[i] = record.checked_ns - record.mtime_ns > 1_000_000_000
+        self.trusted[i] = record.settled
         return True

@@ -142,8 +142,16 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
             result.remote_error = cache.remote_error
             for warning in cache.take_warnings():
                 reporter.warning(warning)
+    _say_skew(digests, state)
     if result.ok and not result.not_run and not state.forgotten:
         all_fresh()
+
+
+def _say_skew(digests: Digests, state: StateStore) -> None:
+    """Warn, through the store's warnings, of files hashed with an mtime in the future."""
+    warning = digests.skew()
+    if warning:
+        state.warn(warning)
 
 
 def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None,
@@ -217,6 +225,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     if state.resets != resets:  # the store was found damaged: plan with the empty one
         plan = make_plan(graph, state, digests, force, now)
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
+    _say_skew(digests, state)
     plan.warnings = [*state.warnings, *digests.lock.warnings]
     state.remember_files(digests.take_hashed())
     return plan, digests, all_fresh

@@ -66,8 +66,25 @@ class FileRecord(NamedTuple):
             st.size == self.size
             and st.mtime_ns == self.mtime_ns
             and st.inode == self.inode
-            and self.checked_ns - st.mtime_ns > 1_000_000_000
+            and self.settled
         )
+
+    @property
+    def settled(self) -> bool:
+        """Whether the hash and the file's mtime are more than a second apart, either way.
+
+        A write within a second of the hash could leave the same mtime on a coarse clock.
+        A write after the hash gets the clock's time as its mtime, so a file whose mtime
+        is in the future (a skewed clock, an archive unpacked from another machine) can be
+        trusted too, instead of being read again on every build until the clock catches up.
+        """
+        return abs(self.checked_ns - self.mtime_ns) > 1_000_000_000
+
+    @property
+    def ahead_ns(self) -> int:
+        """How far in the future the file's mtime was when it was hashed (0 when not)."""
+        ahead = self.mtime_ns - self.checked_ns
+        return ahead if ahead > 1_000_000_000 else 0
 
 
 @dataclass(frozen=True, slots=True)
