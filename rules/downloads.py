@@ -31,7 +31,8 @@ UNPINNED = "UNPINNED"
 `always=True`, for data that is meant to change (a daily feed)."""
 
 PIN = re.compile(r"[0-9a-f]{64}")
-URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://.+")
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://.+|file:[^/].*")
+"""Any scheme with an authority, or `file:` and a project-relative path (see `download`)."""
 CHUNK = 1 << 20
 MAX_DELAY = 60.0
 
@@ -48,6 +49,11 @@ def download(name: str, *, url: str, output: str, sha256: str, retries: int = 3,
     `timeout`, `default`...). http, https and file URLs need nothing extra; any other
     scheme (s3://, gs://, memory://...) goes through fsspec (`pip install
     'makeflow[download]'` plus the filesystem's own package, such as s3fs).
+
+    A file shipped with the project is best named relative to the project:
+    `url="file:upstream/raw.csv"` (no `//`). The step runs in the project's folder, so
+    the URL means the same file wherever the project is cloned, and the rule's params (and
+    `makeflow.lock`) hold no absolute path.
 
     Example::
 
@@ -66,7 +72,8 @@ def download(name: str, *, url: str, output: str, sha256: str, retries: int = 3,
     if not isinstance(url, str) or not URL.fullmatch(url):
         raise UserError(
             f"download({name!r}): url={url!r} is not a URL such as https://host/file.csv",
-            hint="For a local file use Path(...).resolve().as_uri() (a file:// URL).",
+            hint="For a file in the project write url=\"file:upstream/raw.csv\" (relative to "
+            "the project); elsewhere, Path(...).resolve().as_uri() (a file:// URL).",
         )
     refreshed = max_age is not None or bool(options.get("always"))
     params = {"url": url, "sha256": _pin(name, sha256, refreshed),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_the_paper_builds_then_nothing_runs_and_a_setting_reruns_only_its_steps(
     assert project.read("figures/birch.svg").startswith("<?xml")
     assert project.read("report/supplement/lakes.csv").startswith('"lake","year","temp_c"')
 
+    assert_lock_matches_the_committed_one(project)
+
     again = project.run("build")
     assert again.code == 0 and ran(again.out) == set() and "nothing to do" in again.out
     assert project.run("status", "--check").code == 0
@@ -48,3 +51,18 @@ def test_the_paper_builds_then_nothing_runs_and_a_setting_reruns_only_its_steps(
     status = project.run("status", "--set", "clean.months=[6,7,8,9]")
     assert status.code == 0
     assert re.search(r"clean\[lake=arrow\].*parameter query", status.out, re.S), status.out
+
+
+def assert_lock_matches_the_committed_one(project: Project) -> None:
+    """The committed makeflow.lock names every step the build ran, holds no absolute path
+    (the download's URL is project-relative), and agrees with this build on the files that
+    makeflow's own rules made; the other outputs depend on library versions."""
+    committed = json.loads((EXAMPLE / "makeflow.lock").read_text())
+    written = json.loads(project.read("makeflow.lock"))
+    assert set(committed["steps"]) == set(written["steps"])
+    text = (EXAMPLE / "makeflow.lock").read_text()
+    assert str(EXAMPLE) not in text and "file:///" not in text and "/tmp/" not in text
+    assert committed["steps"]["fetch"]["params"]["url"] == "file:upstream/lakes.tar.gz"
+    for step in ("fetch", "unpack"):
+        for side in ("inputs", "outputs"):
+            assert committed["steps"][step][side] == written["steps"][step][side], step

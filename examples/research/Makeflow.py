@@ -23,13 +23,12 @@ from makeflow_rules import (
     train_model,
 )
 
-HERE = Path(__file__).resolve().parent
 LAKES = config["data"]["lakes"]
 
 # 1. The raw data, as published: a file shipped beside this example, fetched through a
-#    file:// URL so the example runs offline; the pin proves it is the expected file.
-download("fetch", url=(HERE / "upstream" / "lakes.tar.gz").as_uri(),
-         output="data/raw/lakes.tar.gz",
+#    project-relative file: URL so the example runs offline, wherever it is cloned; the
+#    pin proves it is the expected file.
+download("fetch", url="file:upstream/lakes.tar.gz", output="data/raw/lakes.tar.gz",
          sha256="b6637c09e2379deccb6bc29704bd1303787fbacc417bfa3b5a7454613e533180")
 
 extract("unpack", archive="data/raw/lakes.tar.gz",

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,25 @@ def test_file_urls_need_no_extra(tmp_path):
     assert fetch_with_retries(source.as_uri(), tmp_path / "copy.csv", 0, 0, 5) == PIN
     with pytest.raises(StepError, match="No such file"):
         fetch_with_retries((tmp_path / "absent.csv").as_uri(), tmp_path / "x", 3, 5, 5)
+
+
+def test_a_project_relative_file_url_works_wherever_the_project_is(project, tmp_path_factory):
+    """`file:upstream/raw.csv` names a file in the project: the same URL, and the same
+    makeflow.lock, in any clone; a moved project runs nothing again."""
+    import shutil
+
+    project.write("upstream/raw.csv", BODY.decode())
+    rules(project, "file:upstream/raw.csv", PIN)
+    done = project.run("build")
+    assert done.code == 0, done.text
+    assert project.read("data/raw.csv") == BODY.decode()
+    lock = project.read("makeflow.lock")
+    assert '"url": "file:upstream/raw.csv"' in lock and str(project.root) not in lock
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "project"
+    moved = Project(Path(shutil.move(str(project.root), str(elsewhere))))
+    again = moved.run("build")
+    assert again.code == 0 and "nothing to do" in again.out, again.text
+    assert moved.read("makeflow.lock") == lock
 
 
 def test_other_schemes_go_through_fsspec(tmp_path):
