@@ -77,3 +77,14 @@ def test_file_and_tree_digests_follow_content(tmp_path):
     assert hash_tree(str(tmp_path / "t")) == tree
     (tmp_path / "t/sub/x").rename(tmp_path / "t/sub/y")
     assert hash_tree(str(tmp_path / "t")) != tree
+
+
+@given(st.text(st.sampled_from("ab./"), max_size=12))
+def test_a_filled_path_is_normalised_as_normpath_would(path):
+    """The resolver skips `normpath` for paths it would not change; the skip must never
+    change an answer."""
+    import posixpath
+
+    from makeflow.plan.graph import _normal
+
+    assert _normal(path) == posixpath.normpath(path)

@@ -19,7 +19,9 @@ from makeflow.define.patterns import Pattern, compile_pattern
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
 from makeflow.plan.claims import leaves, producers, refuse_outside
-from makeflow.store.fs import StatCache
+from makeflow.store.fs import StatCache, exists
+
+NO_STEPS: list[str] = []  # the upstream of every step that reads no step: shared, never changed
 
 
 class Step(NamedTuple):
@@ -81,7 +83,11 @@ class Resolver:
         return self.finish([self.target(name) for name in names])
 
     def _exists(self, path: str) -> bool:
-        found = self.probed[path] = self.stats.get(path) is not None
+        """Whether `path` exists, kept in `probed` only (a stat tuple per source in the
+        stat cache was 200 MB at a million sources, for a plan that never reads it)."""
+        found = self.probed.get(path)
+        if found is None:
+            found = self.probed[path] = exists(path)
         return found
 
     def _index(self, rules: Iterable[Rule]) -> None:
@@ -188,7 +194,7 @@ class Resolver:
                     ups[maker.id] = None
                     if maker.id not in done:
                         queue.append(maker)
-            upstream[step.id] = list(ups)
+            upstream[step.id] = list(ups) if ups else NO_STEPS
         return upstream, sources
 
     def _break(self, loop: list[str]) -> bool:
@@ -252,36 +258,47 @@ class Resolver:
     def _from_pattern(self, path: str, needed_by: Step | None) -> Step | None:
         matches = [(p, r, m.groupdict()) for p, r in self.patterns
                    if (m := p.regex.fullmatch(path)) is not None]
-        usable = [(p, r, w) for p, r, w in matches
-                  if self._inputs_makeable(r, w, frozenset((r.name,)))]
+        usable = [(p, r, w, made) for p, r, w in matches
+                  if self._can_make(made := self._instance(r, w), (r.name,))]
         if not usable:
             if self._exists(path):
                 return None
             raise self._missing(path, needed_by, matches)
         if len(usable) > 1:
             usable = self._most_specific(path, usable)
-        _, rule, wildcards = usable[0]
-        return self._step(rule, wildcards)
+        _, rule, wildcards, made = usable[0]
+        sid, inputs, outputs = made
+        step = self.steps.get(sid)
+        if step is None:
+            step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
+        return step
 
     @staticmethod
     def _most_specific(path: str, usable: list) -> list:
-        best = max(p.literal for p, _, _ in usable)
-        top = [(p, r, w) for p, r, w in usable if p.literal == best]
-        if len({r.name for _, r, _ in top}) > 1:
-            names = " and ".join(f"{r.name} ({r.where})" for _, r, _ in top)
+        best = max(u[0].literal for u in usable)
+        top = [u for u in usable if u[0].literal == best]
+        if len({u[1].name for u in top}) > 1:
+            names = " and ".join(f"{u[1].name} ({u[1].where})" for u in top)
             raise UserError(
                 f"{path} can be made by the pattern rules {names}, and neither is more specific",
                 hint="Make one pattern more specific, or give the file an explicit rule.",
             )
         return top
 
-    def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str], chain: set[str]) -> bool:
-        """Whether the rule's inputs for these wildcards exist or can be made.
+    def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str],
+                         chain: tuple[str, ...]) -> bool:
+        """Whether the rule's inputs for these wildcards exist or can be made."""
+        return self._can_make(self._instance(rule, wildcards), chain)
+
+    def _can_make(self, instance: tuple[str, Files, Files], chain: tuple[str, ...]) -> bool:
+        """Whether a pattern rule's step can be made: its inputs exist or can be made.
 
         A pattern rule never applies to a file that would be its own input.
         """
-        _, inputs, outputs = self._instance(rule, wildcards)
-        if not set(inputs.paths).isdisjoint(outputs.paths):
+        _, inputs, outputs = instance
+        outs = outputs.paths
+        if (len(outs) == 1 and outs[0] in inputs.paths) or (
+                len(outs) > 1 and not set(inputs.paths).isdisjoint(outs)):
             return False
         makeable = self._makeable
         for path in inputs.paths:  # noqa: SIM110 - a loop costs less than a generator here
@@ -298,21 +315,21 @@ class Resolver:
             if templates is None:
                 templates = self._templates[rule.name] = (_templates(rule.inputs),
                                                           _templates(rule.outputs))
-            known = self._instances[sid] = (
-                sid,
-                Files(_filled(templates[0], wildcards), rule.inputs.names),
-                Files(_filled(templates[1], wildcards), rule.outputs.names),
-            )
-            refuse_outside(rule, wildcards, known[1].paths + known[2].paths)
+            inputs = _filled(templates[0], wildcards)
+            outputs = _filled(templates[1], wildcards)
+            known = self._instances[sid] = (sid, _new(Files, (inputs, rule.inputs.names)),
+                                            _new(Files, (outputs, rule.outputs.names)))
+            if any(p[:1] in "./" for p in inputs + outputs):  # only such a path can leave
+                refuse_outside(rule, wildcards, inputs + outputs)
         return known
 
-    def _makeable_path(self, path: str, chain: set[str]) -> bool:
+    def _makeable_path(self, path: str, chain: tuple[str, ...]) -> bool:
         """Whether `path` exists or some rule can make it; a pattern rule is used once a chain."""
         known = self._makeable.get(path)
         if known is not None:
             return known
         result = path in self.explicit or self._exists(path) or any(
-            self._inputs_makeable(r, w, chain | {r.name})
+            self._inputs_makeable(r, w, (*chain, r.name))
             for p, r in self.patterns
             if r.name not in chain and (w := p.match(path)) is not None
         )
@@ -327,7 +344,7 @@ class Resolver:
             sid, inputs, outputs = self._instance(rule, wildcards)
         step = self.steps.get(sid)
         if step is None:
-            step = self.steps[sid] = Step(sid, rule, wildcards, inputs, outputs)
+            step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
         return step
 
     def _missing(self, path: str, needed_by: Step | None, matches: list) -> UserError:
@@ -340,7 +357,7 @@ class Resolver:
         if matches:
             _, rule, wildcards = matches[0]
             missing = [p for p in _fill(rule.inputs, wildcards).paths
-                       if not self._makeable_path(p, {rule.name})]
+                       if not self._makeable_path(p, (rule.name,))]
             if missing:
                 detail = (f" (rule {rule.name} could, but its input {missing[0]} does not exist "
                           "and no rule makes it)")
@@ -361,12 +378,16 @@ class Resolver:
 
 
 _UNKNOWN = object()
+_new = tuple.__new__  # a named tuple without its Python-level __new__: a million calls
 
 
 def step_id(rule_name: str, wildcards: dict[str, str]) -> str:
     if not wildcards:
         return rule_name
-    return rule_name + "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
+    if len(wildcards) == 1:
+        for k, v in wildcards.items():
+            return f"{rule_name}[{k}={v}]"
+    return rule_name + "[" + ",".join([f"{k}={v}" for k, v in wildcards.items()]) + "]"
 
 
 def _templates(files: Files) -> tuple[str, ...]:
@@ -374,7 +395,7 @@ def _templates(files: Files) -> tuple[str, ...]:
 
 
 def _filled(templates: tuple[str, ...], wildcards: dict[str, str]) -> tuple[str, ...]:
-    return tuple([posixpath.normpath(t.format_map(wildcards)) for t in templates])
+    return tuple([_normal(t.format_map(wildcards)) for t in templates])
 
 
 def _fill(files: Files, wildcards: dict[str, str]) -> Files:
@@ -382,7 +403,11 @@ def _fill(files: Files, wildcards: dict[str, str]) -> Files:
 
 
 def _normal(path: str) -> str:
-    return posixpath.normpath(path)
+    """`normpath`, skipped when it would change nothing: it changes only empty paths, `//`,
+    a trailing `/`, and `.` or `..` parts, each of which one of these tests catches."""
+    if not path or path[0] == "." or "/." in path or "//" in path or path[-1] == "/":
+        return posixpath.normpath(path)
+    return path
 
 
 class _Cycle(Exception):
@@ -407,18 +432,24 @@ def _make_order(roots: list[str], upstream: dict[str, list[str]]) -> list[str]:
         on_path = {root}
         while stack:
             sid, ups = stack[-1]
-            nxt = next((u for u in ups if u not in placed), None)
-            if nxt is None:
+            for nxt in ups:
+                if nxt not in placed:
+                    break
+            else:
                 stack.pop()
                 on_path.discard(sid)
                 placed.add(sid)
                 order.append(sid)
-            elif nxt in on_path:
+                continue
+            if nxt in on_path:
                 path = [s for s, _ in stack]
                 raise _Cycle(path[path.index(nxt):])
-            else:
-                stack.append((nxt, iter(upstream[nxt])))
-                on_path.add(nxt)
+            if not upstream[nxt]:  # a step that reads no other step: placed at once
+                placed.add(nxt)
+                order.append(nxt)
+                continue
+            stack.append((nxt, iter(upstream[nxt])))
+            on_path.add(nxt)
     return order
 
 

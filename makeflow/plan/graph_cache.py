@@ -9,7 +9,8 @@ looked at still exists, or still does not, as before. Anything else resolves afr
 The file is a private cache in `.makeflow/`: marshal, because it loads plain tuples and
 strings several times faster than pickle or JSON; a file it cannot read is ignored. It is
 a sequence of length-prefixed marshal blobs (the key, the files looked at, the steps in
-chunks, the sources and targets), so a big graph is written and read a chunk at a time.
+chunks, the sources and targets, the graph's digest), so a big graph is written and read
+a chunk at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, BinaryIO
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
 from makeflow.plan.claims import producers
-from makeflow.plan.graph import Graph, Resolver, Step
+from makeflow.plan.graph import NO_STEPS, Graph, Resolver, Step
 from makeflow.store.fs import StatCache
 from makeflow.store.hashing import Streamed, hash_bytes
 
@@ -112,6 +113,7 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
     tail = (graph.sources, graph.targets)
     digest.update(repr(tail).encode("utf-8", "surrogateescape"))
     put(tail)
+    put(digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -134,15 +136,14 @@ def _load(path: Path, key: tuple, pipeline: Pipeline,
             if not _same_files(existing, missing, stats):
                 return None
             del existing, missing
-            digest = Streamed()
             reader = _Steps(pipeline)
             for _ in range(chunks):
-                rows = _get(f)
-                digest.update(repr(rows).encode("utf-8", "surrogateescape"))
-                reader.add(*rows)
-            sources, targets = tail = _get(f)
-            digest.update(repr(tail).encode("utf-8", "surrogateescape"))
-        return reader.graph(sources, targets), digest.hexdigest()
+                reader.add(*_get(f))
+            sources, targets = _get(f)
+            digest = _get(f)
+            if not isinstance(digest, str):
+                return None
+        return reader.graph(sources, targets), digest
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
 
@@ -197,7 +198,7 @@ class _Steps:
 
     def graph(self, sources: list[str], targets: list[str]) -> Graph:
         at = self.ids.__getitem__
-        ups: dict[str, list[Any]] = {sid: list(map(at, up))
+        ups: dict[str, list[Any]] = {sid: list(map(at, up)) if up else NO_STEPS
                                      for sid, up in zip(self.ids, self.upstream, strict=True)}
         # Made again rather than trusted: it checks the steps for clashing outputs, so no
         # graph saved before a check existed (or by a faulty build) can bypass it.

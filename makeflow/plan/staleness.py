@@ -306,6 +306,9 @@ class Plan:
         return [s for s in self.stale if not self.graph.steps[s].rule.is_alias]
 
 
+NOTHING: frozenset[str] = frozenset()
+
+
 def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False,
               now: float | None = None, suspects: set[str] | None = None) -> Plan:
     """Walk the graph upstream first; a step below a stale one is stale with 'upstream: X'.
@@ -335,11 +338,12 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
         elif untouched:  # none of its own files moved: only its upstream can make it stale
             why = []
         else:
-            pending = {p for u in stale_ups for p in graph.steps[u].outputs.paths}
+            pending = ({p for u in stale_ups for p in graph.steps[u].outputs.paths}
+                       if stale_ups else NOTHING)
             why = reasons(step, state, digests, pending, now)
         if step.rule.is_alias and stale_ups:
             why = ["upstream"]
-        else:
+        elif stale_ups:
             why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
         if why:
             plan.stale[sid] = why
