@@ -73,3 +73,26 @@ def test_a_truncated_cache_resolves_afresh(project, monkeypatch):
         path.write_bytes(data[:cut])
         graph, again = _resolve(project, monkeypatch, 5)
         assert again == digest and _plain(graph.steps) == _plain(fresh.steps)
+
+
+def test_a_big_plan_is_printed_whole_and_status_check_still_fails(project):
+    """Dry runs and status write their lines in batches and end the process without
+    freeing the plan object by object: every line still arrives, in order, with the exit
+    status the command chose."""
+    n = 2_345
+    project.rules(f"N = {n}\n" + RULES)
+    for i in range(n):
+        project.write(f"in/{i}.txt", f"{i}\n")
+
+    dry = project.run("build", "-n")
+    lines = dry.out.splitlines()
+    assert dry.code == 0, dry.text
+    assert lines[:2] == ["would run copy[i=0]: never ran", "would run copy[i=1]: never ran"]
+    assert len([line for line in lines if line.startswith("would run ")]) == n + 2
+    assert lines[-1] == f"{n + 2} steps would run"
+
+    status = project.run("status", "--check")
+    lines = status.out.splitlines()
+    assert status.code == 1, status.text
+    assert len([line for line in lines if line.startswith("stale  ")]) == n + 2
+    assert lines[-1] == f"{n + 2} of {n + 2} steps stale"

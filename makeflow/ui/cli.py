@@ -27,8 +27,11 @@ from makeflow.ui.cli_options import (
     executor_for,
     executor_options,
     handle_errors,
+    keep,
+    kept,
     open_pipeline,
     project_options,
+    quick_exit,
     remote_option,
 )
 from makeflow.ui.cli_sharing import cache_command, pull_command, push_command
@@ -46,7 +49,12 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    cli(prog_name="makeflow")
+    try:
+        cli(prog_name="makeflow")
+    except SystemExit as exc:
+        if kept and (exc.code is None or isinstance(exc.code, int)):
+            quick_exit(exc.code or 0)
+        raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,6 +112,8 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
                            cache=not no_cache)
     reporter = make_reporter(sys.stdout, quiet, print_commands, as_json)
     result = build(pipeline, targets, options, reporter, choice)
+    if dry_run or result.plan is None or not result.plan.runnable:
+        keep(pipeline, result)  # nothing ran: no executor or cluster to close at exit
     if not result.ok:
         sys.exit(1)
 
@@ -125,6 +135,7 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
     cache can restore says so."""
     plan = status(open_pipeline(rules_file, directory, overrides), targets, remote=remote,
                   cache=True)
+    keep(plan)
     if as_json:
         from makeflow.ui.jsonout import dumps, status_document
 
