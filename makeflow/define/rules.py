@@ -52,6 +52,7 @@ class Rule:
     params_text: str = ""  # `params` as canonical JSON, the form the fingerprint uses
     metrics: tuple[str, ...] = ()  # outputs that hold metrics (JSON, YAML, CSV, TSV)
     cache: bool = True  # results may be restored from the run cache
+    priority: int = 0  # settles which of two pattern rules makes a file: higher wins
 
     @property
     def is_pattern(self) -> bool:
@@ -105,6 +106,7 @@ def rule(
     resources: Mapping[str, float] | None = None,
     metrics: Any = (),
     cache: bool = True,
+    priority: int = 0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -119,13 +121,14 @@ def rule(
     "gpus": 1}` (admission, not a limit). `cache=False` never restores its outputs from
     the run cache (steps with side effects, or outputs not to be shared). `stage=` is
     accepted and ignored, for rules written when outputs were staged: steps always write
-    their outputs in place now.
+    their outputs in place now. `priority=N` settles which of two pattern rules that can
+    make the same file makes it (the higher; 0 when not given), as Snakemake's `ruleorder`.
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age, "resources": resources,
-               "metrics": metrics, "cache": cache}
+               "metrics": metrics, "cache": cache, "priority": priority}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -207,10 +210,16 @@ def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise UserError(f"{label}: retries= must be a whole number >= 0, not {retries!r}",
                         where=where)
+    priority = options.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise UserError(f"{label}: priority= must be a whole number, not {priority!r}",
+                        where=where, hint="Give the rule that should win a higher number, "
+                        "e.g. priority=1.")
     return {
         "default": bool(options["default"]),
         "cache": bool(options["cache"]),
         "retries": retries,
+        "priority": priority,
         "timeout": _duration(options["timeout"], "timeout", label, where),
         "always": bool(options["always"]),
         "max_age": _duration(options["max_age"], "max_age", label, where),

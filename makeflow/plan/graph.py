@@ -275,13 +275,20 @@ class Resolver:
 
     @staticmethod
     def _most_specific(path: str, usable: list) -> list:
+        """The pattern that makes `path`: the highest `priority=`, then the most literal
+        characters; a tie between two rules is an error, never a silent choice."""
+        first = max(u[1].priority for u in usable)
+        usable = [u for u in usable if u[1].priority == first]
         best = max(u[0].literal for u in usable)
         top = [u for u in usable if u[0].literal == best]
         if len({u[1].name for u in top}) > 1:
             names = " and ".join(f"{u[1].name} ({u[1].where})" for u in top)
+            same = f"the same priority ({first})" if first else "no priority"
             raise UserError(
-                f"{path} can be made by the pattern rules {names}, and neither is more specific",
-                hint="Make one pattern more specific, or give the file an explicit rule.",
+                f"{path} can be made by the pattern rules {names}, which have {same}, and "
+                "neither is more specific",
+                hint="Give the rule that should make it a higher priority (priority=1), make "
+                "one pattern more specific, or give the file an explicit rule.",
             )
         return top
 

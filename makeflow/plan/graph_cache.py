@@ -61,8 +61,8 @@ def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Pat
 def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
     """What the graph for `targets` is resolved from, besides the file system."""
     default = pipeline.default_rule
-    shape = [(r.name, r.inputs.paths, r.inputs.names, r.outputs.paths, r.outputs.names)
-             for r in pipeline.rules]
+    shape = [(r.name, r.inputs.paths, r.inputs.names, r.outputs.paths, r.outputs.names,
+              r.priority) for r in pipeline.rules]
     # repr, not marshal: marshal's bytes depend on how objects are shared, not only values
     rules = hash_bytes(repr((shape, default.name if default else None)).encode(
         "utf-8", "surrogateescape"))
