@@ -7,7 +7,7 @@ from makeflow.define.config import config
 from makeflow.define.loader import Pipeline, load
 from makeflow.define.patterns import expand, glob_wildcards
 from makeflow.define.rules import rule
-from makeflow.errors import BuildFailed, MakeflowError, StepError, UserError
+from makeflow.errors import BuildFailed, MakeflowError, Skip, StepError, UserError
 from makeflow.run.build import build, status
 from makeflow.run.outcome import BuildOptions, BuildResult
 
@@ -19,6 +19,7 @@ __all__ = [
     "BuildResult",
     "MakeflowError",
     "Pipeline",
+    "Skip",
     "StepError",
     "UserError",
     "build",

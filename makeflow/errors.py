@@ -61,3 +61,20 @@ class StepError(Exception):
 
     Meant for checks such as a quality gate: ``raise StepError("r2 0.31 is below 0.40")``.
     """
+
+
+SKIP_STATUS = 77  # a shell step that exits with this status is skipped (as automake's tests)
+
+
+class Skip(Exception):
+    """Raised by a Python step that decides, at run time, not to make its outputs.
+
+    ``raise Skip("r2 0.31 is below 0.40")``: the step is reported as skipped with that
+    reason, the steps that need its outputs are skipped too, and the build succeeds. A
+    shell step does the same by exiting with status 77 (`SKIP_STATUS`); the last line it
+    printed is the reason.
+    """
+
+    @property
+    def reason(self) -> str:
+        return str(self).strip() or "skipped"

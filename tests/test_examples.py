@@ -73,13 +73,23 @@ def test_ml_tour_ends_with_metrics_diff_and_a_report(ml):
     assert "id='metrics'" in page and "metrics.json" in page
 
 
-def test_ml_failed_gate_is_reported_and_keeps_the_deployed_model(ml):
+def test_ml_gate_below_min_r2_skips_deploy_with_the_reason_and_keeps_the_deployed_model(ml):
     deployed = (ml.root / "deploy/model.pkl").read_bytes()
     done = ml.run("build", "--set", "train.alpha=1000")
-    assert done.code == 1
-    assert re.search(r"deploy FAILED: r2 -?[0-9.]+ is below the threshold 0.4", done.out)
-    assert "Traceback" not in done.out
+    assert done.code == 0, done.text
+    assert re.search(r"deploy skipped: r2 -?[0-9.]+ is below the threshold 0.4", done.out)
+    assert "skipped 1" in done.out and "failed 0" in done.out
+    assert "Traceback" not in done.text
     assert (ml.root / "deploy/model.pkl").read_bytes() == deployed
+
+    again = ml.run("build", "--set", "train.alpha=1000")  # nothing changed: nothing runs
+    assert again.code == 0, again.text
+    assert "nothing to do" in again.out and ran(again.out) == set()
+    assert re.search(r"deploy skipped: r2 -?[0-9.]+ is below the threshold 0.4", again.out)
+
+    back = ml.run("build")  # the old alpha: the gate passes (restored from the run cache)
+    assert back.code == 0, back.text
+    assert "deploy restored from cache" in back.out and "skipped" not in back.out
 
 
 def test_ml_model_target_builds_only_what_it_needs(tmp_path):

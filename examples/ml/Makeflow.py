@@ -86,8 +86,9 @@ def evaluate(step: Any) -> None:
     params={"min_r2": config["deploy"]["min_r2"]},
 )
 def deploy(step: Any) -> None:
-    """Publish the model, but only if its test r2 clears the threshold."""
-    metrics_gate(step.inputs.metrics, "r2", step.params.min_r2)
+    """Publish the model, but only if its test r2 clears the threshold; below it the step
+    is skipped, with the reason, and the model deployed before stays deployed."""
+    metrics_gate(step.inputs.metrics, "r2", step.params.min_r2, skip=True)
     shutil.copyfile(step.inputs.model, step.outputs[0])
 
 

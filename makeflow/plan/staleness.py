@@ -277,7 +277,9 @@ def _output_reasons(step: Step, record: StepRecord, digests: Digests) -> list[st
     for path in step.outputs.paths:
         before = record.outputs.get(path)
         now = digests.get(path)
-        if now is None:
+        if record.skipped and not before:  # skipped, with no output from before
+            out += [f"output added: {path}"] if now is not None else []
+        elif now is None:
             out.append(f"output missing: {path}")
         elif before is None:
             out.append(f"output added: {path}")
@@ -296,6 +298,9 @@ class Plan:
     quick: bool = False  # settled by file stats alone (see uptodate.py)
     partial: bool = False  # only steps that touch files whose stat moved were looked at
     restorable: set[str] = field(default_factory=set)  # stale, but the run cache has them
+    # Fresh steps whose last run chose to skip (`Skip`), and the steps that need what they
+    # would have made, each with the reason: none of them runs.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale
@@ -325,13 +330,17 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
     if not plan.partial:
         state.load_all()  # every step is looked at: one bulk read beats one per step
         suspects = None
+    skips = state.skips
     for sid, step in graph.steps.items():
+        if (plan.skipped or skips) and _skipped(plan, sid, step, skips):
+            continue
         stale_ups = [u for u in graph.upstream[sid] if u in stale] if stale else []
         untouched = suspects is not None and _untouched(step, suspects)
-        if untouched and not stale_ups:
-            continue
-        if (suspects is not None and not stale_ups
+        if (untouched and not stale_ups) or (
+                suspects is not None and not stale_ups
                 and _suspects_unchanged(step, suspects, state, digests)):
+            if sid in skips:  # fresh, and its last run chose to skip
+                plan.skipped[sid] = skips[sid]
             continue
         if force and not step.rule.is_alias:
             why = ["forced"]
@@ -347,7 +356,37 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
             why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
         if why:
             plan.stale[sid] = why
+        elif sid in skips:
+            plan.skipped[sid] = skips[sid]
     return plan
+
+
+def _skipped(plan: Plan, sid: str, step: Step, skips: dict[str, str]) -> bool:
+    """Whether the step is skipped because a step it needs was: it cannot run without
+    that step's outputs, so it is neither stale nor fresh, and says which step and why."""
+    for up in plan.graph.upstream[sid]:
+        reason = plan.skipped.get(up)
+        if reason is not None:
+            plan.skipped[sid] = below_skipped(up, reason, skips)
+            return True
+    return False
+
+
+def below_skipped(up: str, reason: str, skips: dict[str, str]) -> str:
+    """The reason a step below skipped step `up` gives: the deciding step, and its reason."""
+    return f"{up}: {reason}" if skips.get(up) == reason else reason
+
+
+def skipped_steps(plan: Plan, skips: dict[str, str]) -> None:
+    """For a plan settled without looking at steps (nothing changed): the steps recorded
+    as skipped, and those below them, from the skips table alone."""
+    if not skips:
+        return
+    for sid, step in plan.graph.steps.items():
+        if sid in skips and sid not in plan.stale:
+            plan.skipped[sid] = skips[sid]
+        else:
+            _skipped(plan, sid, step, skips)
 
 
 def _suspects_unchanged(step: Step, suspects: set[str], state: StateStore,

@@ -19,6 +19,7 @@ import contextlib
 import marshal
 import os
 from array import array
+from collections.abc import Iterable
 from pathlib import Path
 
 from makeflow.define.loader import Pipeline
@@ -27,7 +28,7 @@ from makeflow.store.hashing import hash_bytes
 from makeflow.store.state import FileRecord, StateStore, dump
 
 NAME = "uptodate.cache"
-FORMAT = 4  # raise whenever what a fingerprint covers, or the file's layout, changes
+FORMAT = 5  # raise whenever what a fingerprint covers, or the file's layout, changes
 
 
 def recipes_key(pipeline: Pipeline) -> str:
@@ -69,7 +70,8 @@ class Snapshot:
             try:
                 st = stat(path)
             except OSError:
-                moved.append(path)
+                if numbers[2 * i] != ABSENT:
+                    moved.append(path)
                 continue
             if (not trusted[i] or st.st_mtime_ns != numbers[2 * i + 1]
                     or st.st_size != numbers[2 * i] or st.st_ino != inodes[i]):
@@ -77,9 +79,16 @@ class Snapshot:
         self.base = saved
         return moved
 
-    def save(self, key: tuple, graph: Graph, state: StateStore) -> None:
-        """Save the records behind a graph whose every step is fresh now."""
-        saved = self._updated(state) if self.base is not None else self._collect(graph, state)
+    def save(self, key: tuple, graph: Graph, state: StateStore,
+             absent: Iterable[str] = ()) -> None:
+        """Save the records behind a graph whose every step is fresh now.
+
+        `absent` are files that may rightly be missing (the outputs of skipped steps): one
+        that is missing now is saved as absent, and showing up makes it a suspect.
+        """
+        absent = {p for p in absent if not os.path.lexists(p)}
+        saved = (self._updated(state, absent) if self.base is not None
+                 else self._collect(graph, state, absent))
         if saved is None:
             self.drop()
             return
@@ -95,7 +104,7 @@ class Snapshot:
         with contextlib.suppress(OSError):
             self.path.unlink()
 
-    def _updated(self, state: StateStore) -> Saved | None:
+    def _updated(self, state: StateStore, absent: set[str]) -> Saved | None:
         """The snapshot read at the start, with the records this build wrote.
 
         It matched the key, so the graph and its files are the same, and every record this
@@ -104,11 +113,14 @@ class Snapshot:
         assert self.base is not None
         saved, written = self.base, state.updated_files
         for i, path in enumerate(saved.paths):
-            if path in written and not saved.put(i, state.file(path)):
+            if path in absent:
+                saved.put_absent(i)
+            elif (path in written or saved.numbers[2 * i] == ABSENT) and not saved.put(
+                    i, state.file(path)):
                 return None
         return saved
 
-    def _collect(self, graph: Graph, state: StateStore) -> Saved | None:
+    def _collect(self, graph: Graph, state: StateStore, absent: set[str]) -> Saved | None:
         """Each file's record, from the store; None when the quick check would be unsafe.
 
         Steps that go stale with time, and directories (whose own stat says little of
@@ -122,9 +134,14 @@ class Snapshot:
             paths.update(dict.fromkeys(step.outputs.paths))
         saved = Saved.empty(list(paths))
         for i, path in enumerate(saved.paths):
-            if not saved.put(i, state.file(path)):
+            if path in absent:
+                saved.put_absent(i)
+            elif not saved.put(i, state.file(path)):
                 return None
         return saved
+
+
+ABSENT = -1  # the size saved for a file that is rightly missing
 
 
 class Saved:
@@ -149,6 +166,12 @@ class Saved:
 
     def encode(self) -> tuple:
         return (self.paths, self.numbers.tobytes(), self.inodes.tobytes(), bytes(self.trusted))
+
+    def put_absent(self, i: int) -> None:
+        self.numbers[2 * i] = ABSENT
+        self.numbers[2 * i + 1] = 0
+        self.inodes[i] = 0
+        self.trusted[i] = 1
 
     def put(self, i: int, record: FileRecord | None) -> bool:
         """Set entry `i` from a record; False when there is none or it is a directory's."""

@@ -16,7 +16,7 @@ from makeflow.plan import uptodate
 from makeflow.plan.claims import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
-from makeflow.plan.staleness import Digests, Plan, make_plan
+from makeflow.plan.staleness import Digests, Plan, make_plan, skipped_steps
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -114,14 +114,17 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
 
 def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
          options: BuildOptions, reporter: Reporter, result: BuildResult,
-         executor: ExecutorFactory, recorder: RunRecorder, all_fresh: Callable[[], None]) -> None:
+         executor: ExecutorFactory, recorder: RunRecorder, all_fresh: Callable[..., None]) -> None:
     """Run the stale steps, if any, with the run cache unless it is turned off; save the
     no-op snapshot when everything is fresh."""
     graph = plan.graph
     if not plan.runnable:
-        result.fresh = [s for s in graph.steps if not graph.steps[s].rule.is_alias]
+        result.fresh = [s for s in graph.steps
+                        if not graph.steps[s].rule.is_alias and s not in plan.skipped]
+        result.skipped = {s: why for s, why in plan.skipped.items()
+                          if not graph.steps[s].rule.is_alias}
         if not plan.quick and not options.force:
-            all_fresh()
+            all_fresh(result.skipped)
         return
     from makeflow.run.cached import lock_hints, open_cache
     from makeflow.run.scheduler import Run  # threads and processes: only when a step runs
@@ -144,7 +147,7 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
                 reporter.warning(warning)
     _say_skew(digests, state)
     if result.ok and not result.not_run and not state.forgotten:
-        all_fresh()
+        all_fresh(result.skipped)
 
 
 def _say_skew(digests: Digests, state: StateStore) -> None:
@@ -193,7 +196,7 @@ def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | 
 
 
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
-          now: float | None) -> tuple[Plan, Digests, Callable[[], None]]:
+          now: float | None) -> tuple[Plan, Digests, Callable[..., None]]:
     """Resolve and plan; the files hashed on the way are remembered for next time.
 
     The snapshot in `uptodate` names the files that may have changed since every step was
@@ -212,12 +215,15 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     snapshot = uptodate.Snapshot(state.dir)
     suspects = None if force else snapshot.suspects((key, state.version))
 
-    def all_fresh() -> None:
+    def all_fresh(skipped: Iterable[str] = ()) -> None:
         state.flush()
-        snapshot.save((key, state.version), graph, state)
+        snapshot.save((key, state.version), graph, state,
+                      (p for s in skipped for p in graph.steps[s].outputs.paths))
 
     if suspects == []:
-        return Plan(graph, warnings=state.warnings, quick=True), digests, all_fresh
+        plan = Plan(graph, warnings=state.warnings, quick=True)
+        skipped_steps(plan, state.skips)
+        return plan, digests, all_fresh
     resets = state.resets
     digests.lock = LockFile(pipeline.root)
     plan = make_plan(graph, state, digests, force, now,

@@ -38,6 +38,7 @@ class Landed:
     error: str = ""
     outputs: dict[str, FileRecord] = field(default_factory=dict)
     moved: str | None = None
+    skipped: str = ""  # the step chose not to make its outputs: the reason
 
 
 def land(running: Running, result: JobResult) -> Landed:
@@ -49,6 +50,8 @@ def land(running: Running, result: JobResult) -> Landed:
     if not result.ok:
         return Landed(result, _with_full_disk(result.error or "failed", running))
     step = running.step
+    if result.skipped:
+        return _skipped(running, result)
     error = check_outputs(step)
     if error:
         return Landed(result, error)
@@ -60,6 +63,22 @@ def land(running: Running, result: JobResult) -> Landed:
         return Landed(result, f"could not hash its outputs: {os_error(exc)}")
     moved = next((p for p, st in running.before.items() if fs.deep_stat(p) != st), None)
     return Landed(result, "", outputs, moved)
+
+
+def _skipped(running: Running, result: JobResult) -> Landed:
+    """A step that decided not to make its outputs leaves its previous ones as they were,
+    as a failed step does (the model deployed last time stays deployed): what it wrote
+    before it decided is removed, and the outputs set aside are put back and hashed."""
+    step = running.step
+    try:
+        for path in step.outputs.paths:
+            fs.remove(path)
+        aside.put_back(running.previous)
+        outputs = {p: file_record(p) for p in step.outputs.paths if os.path.lexists(p)}
+    except OSError as exc:
+        return Landed(result, f"was skipped, but its previous outputs could not be put "
+                              f"back: {os_error(exc)}")
+    return Landed(result, outputs=outputs, skipped=result.skipped)
 
 
 def check_outputs(step: Step) -> str:

@@ -17,7 +17,8 @@ from makeflow.store.state import StateStore
 def update_lock(lock: LockFile, graph: Graph, state: StateStore, digests: Digests,
                 result: BuildResult) -> bool:
     """Write the lock's entries for this build's steps; whether the file changed."""
-    changed = [*result.ran, *result.restored, *digests.adopted, *state.forgotten]
+    changed = [*result.ran, *result.restored, *digests.adopted, *state.forgotten,
+               *result.skipped]
     if not changed and lock.path.exists() and lock.readable:
         return False
     entries = dict(lock.entries()) if lock.readable else {}
@@ -33,7 +34,7 @@ def update_lock(lock: LockFile, graph: Graph, state: StateStore, digests: Digest
         if step.rule.is_alias:
             continue
         record = state.record(sid)
-        if record is None:
+        if record is None or record.skipped:  # a skip is this machine's decision to redo
             entries.pop(sid, None)
         else:
             entries[sid] = entry_of(record, size)

@@ -43,6 +43,7 @@ class BuildResult:
     cut_off: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # by `Skip`, or below one: why
     retried: dict[str, int] = field(default_factory=dict)
     remote_error: str | None = None  # the remote cache failed (the build went on without)
     plan: Plan | None = None

@@ -97,6 +97,7 @@ class RunRecorder:
                                                                     targets, keep)))
         self.reasons: dict[str, list[str]] = {}
         self.tries: dict[str, list[JobResult]] = {}
+        self.seen: set[str] = set()  # skipped steps already in the history
 
     @property
     def run_id(self) -> int:
@@ -118,7 +119,11 @@ class RunRecorder:
             self.tries.setdefault(step.id, []).append(result)
 
     def ran(self, step: Step, result: JobResult, job: Job | None = None,
-            status: str = "ran") -> None:
+            status: str = "ran", skipped: str = "") -> None:
+        """A step that ran to its end; with `skipped`, one that chose to make nothing."""
+        if skipped:
+            self.reasons[step.id] = [*self.reasons.get(step.id, []), f"skipped: {skipped}"]
+            self.seen.add(step.id)
         self._add(step, status, result, job)
 
     def failed(self, step: Step, error: str, result: JobResult | None,
@@ -141,6 +146,11 @@ class RunRecorder:
                 step = graph.steps[sid]
                 self._step(StepEntry(sid, step.rule.name, "skipped", list(stale.get(sid, [])),
                                      recipe=shown_command(step)))
+            for sid, why in result.skipped.items():  # below a skipped step, or still skipped
+                if sid not in self.seen:
+                    step = graph.steps[sid]
+                    self._step(StepEntry(sid, step.rule.name, "skipped", [f"skipped: {why}"],
+                                         recipe=shown_command(step)))
         if self.recorder is not None:
             recorder = self.recorder
             self._guard(lambda: recorder.finish(outcome, result.fresh, values))
@@ -196,7 +206,7 @@ class NoRecorder:
     def started(self, step: Step, why: list[str]) -> None: ...
     def retrying(self, step: Step, result: JobResult | None) -> None: ...
     def ran(self, step: Step, result: JobResult, job: Job | None = None,
-            status: str = "ran") -> None: ...
+            status: str = "ran", skipped: str = "") -> None: ...
     def failed(self, step: Step, error: str, result: JobResult | None,
                job: Job | None = None) -> None: ...
     def cut_off(self, step: Step) -> None: ...

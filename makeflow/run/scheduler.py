@@ -22,12 +22,20 @@ from makeflow.define.placeholders import substitute
 from makeflow.errors import Interrupted, Terminated
 from makeflow.plan.cachekey import cache_key, cacheable
 from makeflow.plan.graph import Graph, Step
-from makeflow.plan.staleness import Digests, Plan, params_of, reasons, recipe_of
+from makeflow.plan.staleness import (
+    Digests,
+    Plan,
+    below_skipped,
+    params_of,
+    reasons,
+    recipe_of,
+)
 from makeflow.run.cached import BuildCache, Restored
 from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
 from makeflow.run.landing import Landed, Running, land, os_error
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.recording import NoRecorder, RunRecorder
+from makeflow.run.records import record_moved, record_ran, record_skipped
 from makeflow.run.reporter import Reporter
 from makeflow.run.slots import JobSlots, slots_for
 from makeflow.run.stopping import escalating, remove_all
@@ -73,8 +81,13 @@ class Run:
         never waits for anything, and one changed input among 100,000 steps costs the
         loop the few dozen it reaches, not a pass over every step.
         """
+        skipped = self.plan.skipped
         self.result.fresh = [sid for sid, step in graph.steps.items()
-                             if sid not in stale and not step.rule.is_alias]
+                             if sid not in stale and not step.rule.is_alias
+                             and sid not in skipped]
+        self.result.skipped = {sid: why for sid, why in skipped.items()
+                               if not graph.steps[sid].rule.is_alias}
+        self.skipping: set[str] = set()  # skipped while this build runs, aliases too
         self.position = {sid: i for i, sid in enumerate(graph.steps) if sid in stale}
         self.waiting = {sid: 0 for sid in self.position}
         self.downstream: dict[str, list[str]] = {sid: [] for sid in self.position}
@@ -108,7 +121,7 @@ class Run:
                 executor.shutdown(kill=bool(self.running))
                 self._flush()
         r = self.result
-        settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh, *r.restored}
+        settled = {*r.failed, *r.ran, *r.cut_off, *r.fresh, *r.restored, *r.skipped}
         self.result.not_run = [
             sid for sid in self.graph.steps
             if sid in self.plan.stale and sid not in settled
@@ -365,15 +378,21 @@ class Run:
         self.asides.pop(step.id, None)  # dropped by `land`
         for final in step.outputs.paths:
             self.digests.forget(final)
+        if landed.skipped:
+            self.digests.learn(landed.outputs)
+            record_skipped(self.state, self.digests, step, landed)
+            self.recorder.ran(step, landed.result, job, "skipped", landed.skipped)
+            self._skip(step.id, landed.skipped)
+            return
         self.digests.learn(landed.outputs)
         if landed.moved:
-            self._record_moved(step, landed)
+            record_moved(self.state, step, landed)
             self.reporter.warning(
                 f"{landed.moved} changed while {step.id} ran; its result is not recorded as "
                 "fresh and it will run again next time"
             )
         else:
-            error = self._record(step, landed)
+            error = record_ran(self.state, self.digests, step, landed)
             if error:
                 self._failed(step, job, error, landed.result)
                 return
@@ -381,29 +400,20 @@ class Run:
         self.recorder.ran(step, landed.result, job)
         self._done(step.id, "ran")
 
-    def _record(self, step: Step, landed: Landed) -> str:
-        """Record the step with its outputs' digests; a reason when that failed, else ''."""
-        try:
-            inputs = {p: self.digests.get(p) or "" for p in step.inputs.paths}
-        except OSError as exc:
-            return f"could not hash its inputs: {os_error(exc)}"
-        outputs = {p: landed.outputs[p].digest for p in step.outputs.paths}
-        result = landed.result
-        record = StepRecord(recipe_of(step), params_of(step), inputs, outputs,
-                            time.time_ns(), result.finished - result.started)
-        self.state.record_step(step.id, record, {**self.digests.take_hashed(), **landed.outputs})
-        return ""
-
-    def _record_moved(self, step: Step, landed: Landed) -> None:
-        """Record what a step made while one of its inputs changed: stale, saying why,
-        with its outputs known so that `clean` may remove them."""
-        assert landed.moved is not None
-        outputs = {p: landed.outputs[p].digest for p in step.outputs.paths}
-        result = landed.result
-        record = StepRecord(recipe_of(step), params_of(step), {}, outputs, time.time_ns(),
-                            result.finished - result.started, moved=landed.moved)
-        self.state.record_step(step.id, record, landed.outputs)
-        self.state.forgotten.add(step.id)
+    def _skip(self, sid: str, reason: str, decided: bool = True) -> None:
+        """The step made nothing (`decided`), or needs one that did: it does not run, nor
+        anything below it, and that is no failure: the build goes on."""
+        self.skipping.add(sid)
+        self.plan.stale.pop(sid, None)
+        step = self.graph.steps[sid]
+        if not step.rule.is_alias:
+            self.result.skipped[sid] = reason
+            shown = getattr(self.reporter, "step_skipped", None)  # reporters before Skip
+            if shown is not None:
+                shown(step, reason, decided)
+        for down in self.downstream[sid]:
+            if down not in self.skipping:
+                self._skip(down, below_skipped(sid, reason, self.state.skips), False)
 
     def _failed(self, step: Step, job: Job | None, error: str,
                 result: JobResult | None = None) -> None:
@@ -444,7 +454,7 @@ class Run:
             self.plan.stale.pop(sid, None)
         for down in self.downstream[sid]:
             self.waiting[down] -= 1
-            if self.waiting[down] == 0 and not self.stopping:
+            if self.waiting[down] == 0 and not self.stopping and down not in self.skipping:
                 heapq.heappush(self.ready, (self.position[down], down))
 
 

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS files (
     digest TEXT NOT NULL, checked_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
     id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS skips (id TEXT PRIMARY KEY, reason TEXT NOT NULL);
 """
 
 # Errors that say something about the disk or other processes, never about the content.

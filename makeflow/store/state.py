@@ -36,6 +36,7 @@ from makeflow.store.opening import (
     open_read_only,
     writable,
 )
+from makeflow.store.skips import Skips, write_skips
 
 STATE_DIR = ".makeflow"
 
@@ -92,7 +93,9 @@ class StepRecord:
     """The last successful run of a step: what it ran and the digests it saw and made.
 
     `moved` names an input that changed while the step ran: the run's outputs are known
-    (so `clean` can remove them) but the step is stale, and says why.
+    (so `clean` can remove them) but the step is stale, and says why. `skipped` is the
+    reason a step gave for making no outputs (`Skip`): it stays skipped, without running,
+    while its fingerprint holds (its previous outputs as they were, "" for none).
     """
 
     recipe: str
@@ -102,6 +105,7 @@ class StepRecord:
     finished_ns: int = 0
     seconds: float = 0.0
     moved: str = ""
+    skipped: str = ""
 
     def as_json(self) -> dict:
         """The record as JSON stores it; not dataclasses.asdict, which deep-copies every
@@ -111,6 +115,8 @@ class StepRecord:
                 "seconds": self.seconds}
         if self.moved:
             data["moved"] = self.moved
+        if self.skipped:
+            data["skipped"] = self.skipped
         return data
 
     @property
@@ -118,8 +124,10 @@ class StepRecord:
         """What a fresh step's current fingerprint equals; nothing, for a moved run."""
         if self.moved:
             return ""
+        outputs = ([(p, d or None) for p, d in self.outputs.items()] if self.skipped
+                   else list(self.outputs.items()))  # a skipped step's "": absent
         return fingerprint_of(self.recipe, dump(self.params), list(self.inputs.items()),
-                              list(self.outputs.items()))
+                              outputs)
 
 
 def fingerprint_of(recipe: str, params_json: str, inputs: list[tuple[str, str | None]],
@@ -164,6 +172,7 @@ class StateStore:
         self.updated_files: set[str] = set()  # whose record this build wrote
         self.resets = 0  # how many times a damaged store was set aside: see `_recover`
         self.forgotten: set[str] = set()  # steps whose record this build dropped
+        self._skips = Skips()  # step -> reason, for skipped records
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
@@ -208,6 +217,7 @@ class StateStore:
         self._some_files.clear()
         self._some_fingerprints.clear()
         self._records.clear()
+        self._skips = Skips()
         self.version = self._version()
         self.resets += 1  # a plan made with the old store's entries must be made again
 
@@ -356,6 +366,11 @@ class StateStore:
     def step_ids(self) -> list[str]:
         return list(self.fingerprints)
 
+    @property
+    def skips(self) -> dict[str, str]:
+        """The steps whose last run decided to skip, with the reason (see store/skips.py)."""
+        return self._skips.known(self.db, self._recover)
+
     def remember_files(self, entries: dict[str, FileRecord]) -> None:
         """Store stat-cache entries (for files hashed this build) in one transaction."""
         if not entries:
@@ -378,6 +393,7 @@ class StateStore:
         self._set_fingerprint(step_id, fp)
         self._records.pop(step_id, None)  # read again if asked: records are big, asks rare
         self._set_files(files)
+        self._skips.note(self.db, self._recover, step_id, record.skipped)
         self._pending_steps.append((_to_db(step_id), fp, dump(record.as_json())))
         self._pending_files.extend(
             (_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
@@ -385,14 +401,16 @@ class StateStore:
 
     def flush(self) -> None:
         """Write the recorded steps in one transaction."""
-        if not self._pending_steps and not self._pending_files:
+        if not self._pending_steps and not self._pending_files and not self._skips.pending:
             return
         steps, files = self._pending_steps, self._pending_files
+        skips = self._skips.take()
         self._pending_steps, self._pending_files = [], []
 
         def write() -> None:
             self.db.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?)", steps)
             self.db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", files)
+            write_skips(self.db, skips)
 
         self._write(write)
 
@@ -401,6 +419,8 @@ class StateStore:
         self.flush()
         self._records.pop(step_id, None)
         self.forgotten.add(step_id)
+        self._skips.note(self.db, self._recover, step_id, "")
+        self.flush()
         if self.fingerprint(step_id) is not None:
             self._set_fingerprint(step_id, None)
             self._write(lambda: self.db.execute("DELETE FROM steps WHERE id=?",

@@ -150,10 +150,17 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
              for line in plan_lines(plan, print_commands))
     for batch in batches(lines):
         click.echo(batch)
+    skipped = {s: why for s, why in plan.skipped.items()
+               if not plan.graph.steps[s].rule.is_alias}
+    for sid, why in skipped.items():
+        click.echo(f"skipped  {sid}: {why}")
     stale = len(plan.runnable)
     total = sum(1 for s in plan.graph.steps.values() if not s.rule.is_alias)
+    also = f", {len(skipped)} skipped" if skipped else ""
     if stale:
-        click.echo(f"{stale} of {total} steps stale")
+        click.echo(f"{stale} of {total} steps stale{also}")
+    elif skipped:
+        click.echo(f"{total - len(skipped)} of {total} steps up to date{also}")
     else:
         click.echo(f"all {total} steps up to date")
     if check and stale:

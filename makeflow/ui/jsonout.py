@@ -43,7 +43,10 @@ def status_document(plan: Plan, commands: bool = False) -> dict[str, Any]:
             entry["command"] = step_command(step)
         stale.append(entry)
     total = sum(1 for s in steps.values() if not s.rule.is_alias)
-    return {"total": total, "stale": stale, "warnings": list(plan.warnings)}
+    skipped = [{"step": sid, "rule": steps[sid].rule.name, "reason": why}
+               for sid, why in plan.skipped.items() if not steps[sid].rule.is_alias]
+    return {"total": total, "stale": stale, "skipped": skipped,
+            "warnings": list(plan.warnings)}
 
 
 def list_document(pipeline: Pipeline) -> dict[str, Any]:
@@ -68,6 +71,7 @@ class JsonReporter:
     def __init__(self, out: IO[str], print_commands: bool = False):
         self.out = out
         self.print_commands = print_commands
+        self.shown_skips: set[str] = set()
 
     def _event(self, event: str, **fields: Any) -> None:
         self.out.write(json.dumps({"version": VERSION, "event": event, "time": time.time(),
@@ -110,11 +114,22 @@ class JsonReporter:
         self._event("step_retrying", step=step.id, rule=step.rule.name, error=error,
                     attempt=attempt, retries=retries, delay=delay)
 
+    def step_skipped(self, step: Step, reason: str, decided: bool) -> None:
+        """A step that chose to make nothing (`decided`), or one below it."""
+        self.shown_skips.add(step.id)
+        self._event("step_skipped", step=step.id, rule=step.rule.name, reason=reason,
+                    decided=decided)
+
     def finished(self, result: BuildResult) -> None:
         for sid in result.not_run:
             self._event("step_skipped", step=sid)
+        steps = result.plan.graph.steps if result.plan is not None else {}
+        for sid, why in result.skipped.items():  # still skipped: decided by an earlier build
+            if sid not in self.shown_skips:
+                self._event("step_skipped", step=sid, rule=steps[sid].rule.name if steps
+                            else None, reason=why, decided=False)
         self._event("build_finished", ok=result.ok, run=result.run_id or None,
                     seconds=round(result.seconds, 6), ran=list(result.ran),
                     cut_off=list(result.cut_off), failed=dict(result.failed),
                     not_run=list(result.not_run), fresh=len(result.fresh),
-                    retried=dict(result.retried))
+                    retried=dict(result.retried), skipped=dict(result.skipped))

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from makeflow.ui.plain import PlainReporter, log_tail, summary
+from makeflow.ui.plain import PlainReporter, log_tail, skip_lines, summary
 
 if TYPE_CHECKING:
     from makeflow.plan.graph import Step
@@ -101,6 +101,18 @@ class RichReporter(PlainReporter):
         for line in log_tail(log):
             self.console.print(Text(f"  │ {line}", style="dim"))
 
+    def step_skipped(self, step: Step, reason: str, decided: bool) -> None:
+        self.shown_skips.add(step.id)
+        if decided:
+            self.running.pop(step.id, None)
+            self.progress.advance(self.task)
+            self.count += 1
+        else:
+            self.total -= 1
+            self.progress.update(self.task, total=self.total)
+        self.console.print(Text.assemble(("↷ ", "yellow"), step.id, (f"  skipped: {reason}",
+                                                                     "dim")))
+
     def stopped(self) -> None:
         """Take the live view off the screen, which shows the cursor again."""
         if self.live is not None:
@@ -114,5 +126,7 @@ class RichReporter(PlainReporter):
             return
         if result.plan is not None and not result.plan.runnable and not result.failed:
             self.console.print("nothing to do: everything is up to date")
+        for line in skip_lines(result, self.shown_skips):
+            self.console.print(Text(line, style="yellow"))
         style = "bold red" if result.failed else "bold green"
         self.console.print(Text(summary(result), style=style))

@@ -41,7 +41,14 @@ def summary(result: BuildResult) -> str:
     parts.append(f"failed {len(result.failed)}")
     if result.not_run:
         parts.append(f"not run {len(result.not_run)}")
+    if result.skipped:
+        parts.append(f"skipped {len(result.skipped)}")
     return ", ".join(parts) + f" in {result.seconds:.2f}s"
+
+
+def skip_lines(result: BuildResult, shown: set[str] = frozenset()) -> list[str]:
+    """The steps that stay skipped (decided by an earlier build), not shown as it ran."""
+    return [f"{sid} skipped: {why}" for sid, why in result.skipped.items() if sid not in shown]
 
 
 def plan_lines(plan: Plan, commands: bool = False) -> Iterator[str]:
@@ -122,6 +129,7 @@ class PlainReporter:
         self.total = 0
         self.count = 0
         self.dry_run = False
+        self.shown_skips: set[str] = set()
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -140,6 +148,9 @@ class PlainReporter:
             wrote = True
         if not wrote:
             self._line("nothing to do: everything is up to date")
+        for sid, why in plan.skipped.items():
+            if not plan.graph.steps[sid].rule.is_alias:
+                self._line(f"{sid} skipped: {why}")
 
     def started(self, plan: Plan) -> None:
         self.total = len(plan.runnable)
@@ -171,6 +182,18 @@ class PlainReporter:
             on = f" on {result.worker}" if result.worker else ""
             self._line(f"[{self.count}/{self.total}] {step.id} done in {seconds:.2f}s{on}")
 
+    def step_skipped(self, step: Step, reason: str, decided: bool) -> None:
+        """A step that chose to make nothing (`decided`: it ran and raised `Skip`), or a
+        stale step below one, which does not run."""
+        self.shown_skips.add(step.id)
+        if decided:
+            self.count += 1
+        else:
+            self.total -= 1
+        if not self.quiet:
+            where = f"[{self.count}/{self.total}] " if decided else ""
+            self._line(f"{where}{step.id} skipped: {reason}")
+
     def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
                       delay: float) -> None:
         self._line(f"{step.id} failed ({error}); retry {attempt} of {retries} in {delay:g}s")
@@ -191,4 +214,6 @@ class PlainReporter:
             return
         if result.plan is not None and not result.plan.runnable and not result.failed:
             self._line("nothing to do: everything is up to date")
+        for line in skip_lines(result, self.shown_skips):
+            self._line(line)
         self._line(summary(result))

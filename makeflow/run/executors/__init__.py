@@ -68,7 +68,8 @@ class JobResult:
     """How a job ended. `error` is a one-line reason when it failed.
 
     `cpu` (user + system seconds) and `peak_rss` (bytes) come from the kernel's accounting
-    of the step's processes; None where it was not available.
+    of the step's processes; None where it was not available. A skipped step (`ok`, with
+    `skipped` its reason) ran to its end and chose to make nothing.
     """
 
     ok: bool
@@ -79,6 +80,7 @@ class JobResult:
     worker: str = ""  # the cluster worker that ran it; empty on this machine
     cpu: float | None = None
     peak_rss: int | None = None
+    skipped: str = ""  # the step decided not to make its outputs (`Skip`): the reason
 
 
 class Executor(Protocol):

@@ -22,7 +22,7 @@ from typing import Any
 
 from makeflow.define.config import Shell
 from makeflow.define.recipe import context
-from makeflow.errors import StepError
+from makeflow.errors import SKIP_STATUS, Skip, StepError
 from makeflow.run.executors import Job, JobResult
 from makeflow.run.executors.process import StepProcess
 from makeflow.store.fs import full_disk_note
@@ -162,7 +162,28 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s",
                          cpu=cpu, peak_rss=peak)
+    if status == SKIP_STATUS:
+        return JobResult(True, started, time.time(), status, cpu=cpu, peak_rss=peak,
+                         skipped=_last_line(job) or f"exit status {SKIP_STATUS}")
     return _shell_result(status, started, cpu, peak)
+
+
+def _last_line(job: Job) -> str:
+    """The last line a skipped shell step printed: its reason (the `$ command` lines
+    makeflow writes first do not count)."""
+    assert job.command is not None
+    try:
+        with open(job.log, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size - 4096))
+            text = f.read()
+    except OSError:
+        return ""
+    echo = f"$ {job.command}\n".encode("utf-8", "surrogateescape")
+    if size <= 4096 and text.startswith(echo):
+        text = text[len(echo):]
+    lines = text.decode("utf-8", "replace").splitlines()
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
 
 
 def usage_of(usage: Any) -> tuple[float | None, int | None]:
@@ -237,6 +258,9 @@ def _isolated():
 def _call(func: Callable[..., Any], step: Any, started: float, job: Job) -> JobResult:
     try:
         func(step)
+    except Skip as exc:
+        print(f"makeflow: step skipped: {exc.reason}", file=sys.stderr)
+        return JobResult(True, started, time.time(), 0, skipped=exc.reason)
     except StepError as exc:
         print(f"makeflow: step failed: {exc}", file=sys.stderr)
         return JobResult(False, started, time.time(), None, str(exc))
