@@ -298,6 +298,7 @@ class Plan:
     quick: bool = False  # settled by file stats alone (see uptodate.py)
     partial: bool = False  # only steps that touch files whose stat moved were looked at
     restorable: set[str] = field(default_factory=set)  # stale, but the run cache has them
+    forced: set[str] = field(default_factory=set)  # `--forcerun`: they run, fresh or not
     # Fresh steps whose last run chose to skip (`Skip`), and the steps that need what they
     # would have made, each with the reason: none of them runs.
     skipped: dict[str, str] = field(default_factory=dict)
@@ -315,7 +316,8 @@ NOTHING: frozenset[str] = frozenset()
 
 
 def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False,
-              now: float | None = None, suspects: set[str] | None = None) -> Plan:
+              now: float | None = None, suspects: set[str] | None = None,
+              forced: set[str] = frozenset()) -> Plan:
     """Walk the graph upstream first; a step below a stale one is stale with 'upstream: X'.
 
     Such a step may still turn out fresh when its upstream rewrites identical outputs
@@ -323,9 +325,10 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
 
     `suspects`, when given, are the only files that may have changed since every step
     was last found fresh (see uptodate.py): a step that touches none of them, below no
-    stale step, is fresh without a look at its fingerprint.
+    stale step, is fresh without a look at its fingerprint. `forced` steps (`--forcerun`)
+    are stale whatever they find, and so is what they feed, until they ran (early cutoff).
     """
-    plan = Plan(graph, partial=suspects is not None and not force)
+    plan = Plan(graph, partial=suspects is not None and not force, forced=set(forced))
     stale = plan.stale
     if not plan.partial:
         state.load_all()  # every step is looked at: one bulk read beats one per step
@@ -342,7 +345,7 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
             if sid in skips:  # fresh, and its last run chose to skip
                 plan.skipped[sid] = skips[sid]
             continue
-        if force and not step.rule.is_alias:
+        if (force or sid in forced) and not step.rule.is_alias:
             why = ["forced"]
         elif untouched:  # none of its own files moved: only its upstream can make it stale
             why = []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from makeflow import gcpause
 from makeflow.define.loader import Pipeline
 from makeflow.plan import uptodate
+from makeflow.plan.choosing import Chosen, choose
 from makeflow.plan.claims import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
@@ -31,6 +32,7 @@ __all__ = ["BuildOptions", "BuildResult", "build", "log_path", "status"]
 
 
 local_executor: ExecutorFactory = Choice("local")
+NOTHING_CHOSEN = Chosen()
 
 
 def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
@@ -79,7 +81,8 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
         state.on_warning = reporter.warning  # a store found damaged later
         with gcpause.paused():
             plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
-                                             options.clock())
+                                             options.clock(),
+                                             Chosen(options.forcerun, options.until))
         graph = plan.graph
         for warning in digests.lock.warnings if digests.lock is not None else ():
             reporter.warning(warning)
@@ -91,8 +94,14 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
         result.run_id = recorder.run_id
         outcome = "error"
         try:
-            _run(pipeline, plan, state, digests, options, reporter, result, executor, recorder,
-                 all_fresh)
+            if options.touch:
+                from makeflow.run.touch import touch
+
+                touch(plan, state, digests, result)
+                all_fresh(plan.skipped)
+            else:
+                _run(pipeline, plan, state, digests, options, reporter, result, executor,
+                     recorder, all_fresh)
             outcome = "ok" if result.ok else "failed"
         except KeyboardInterrupt:
             outcome = "interrupted"
@@ -196,7 +205,8 @@ def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | 
 
 
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
-          now: float | None) -> tuple[Plan, Digests, Callable[..., None]]:
+          now: float | None, chosen: Chosen = NOTHING_CHOSEN
+          ) -> tuple[Plan, Digests, Callable[..., None]]:
     """Resolve and plan; the files hashed on the way are remembered for next time.
 
     The snapshot in `uptodate` names the files that may have changed since every step was
@@ -209,11 +219,12 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     rules = cache_key(pipeline, targets)
     graph, shape = resolve_cached(pipeline, rules, stats, state.dir,
                                   lambda: recorded_outputs(state))
+    graph, forced, until = choose(graph, chosen)
     # The rules' files, in order, as well as the graph: a step's inputs listed in another
     # order change its fingerprint, though not the shape of the graph.
-    key = (rules, shape, uptodate.recipes_key(pipeline))
+    key = (rules, shape, uptodate.recipes_key(pipeline), until)
     snapshot = uptodate.Snapshot(state.dir)
-    suspects = None if force else snapshot.suspects((key, state.version))
+    suspects = None if force or forced else snapshot.suspects((key, state.version))
 
     def all_fresh(skipped: Iterable[str] = ()) -> None:
         state.flush()
@@ -227,9 +238,9 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     resets = state.resets
     digests.lock = LockFile(pipeline.root)
     plan = make_plan(graph, state, digests, force, now,
-                     None if suspects is None else set(suspects))
+                     None if suspects is None else set(suspects), forced)
     if state.resets != resets:  # the store was found damaged: plan with the empty one
-        plan = make_plan(graph, state, digests, force, now)
+        plan = make_plan(graph, state, digests, force, now, forced=forced)
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
     _say_skew(digests, state)
     plan.warnings = [*state.warnings, *digests.lock.warnings]

@@ -18,7 +18,7 @@ def update_lock(lock: LockFile, graph: Graph, state: StateStore, digests: Digest
                 result: BuildResult) -> bool:
     """Write the lock's entries for this build's steps; whether the file changed."""
     changed = [*result.ran, *result.restored, *digests.adopted, *state.forgotten,
-               *result.skipped]
+               *result.skipped, *result.touched]
     if not changed and lock.path.exists() and lock.readable:
         return False
     entries = dict(lock.entries()) if lock.readable else {}

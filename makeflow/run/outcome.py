@@ -31,6 +31,9 @@ class BuildOptions:
     push: bool | None = None  # upload what this build made; None: the `push` setting
     restore_only: bool = False  # `pull`: restore what the caches have, run nothing
     progress: Callable[[int], None] | None = None  # told of the bytes each transfer moves
+    forcerun: tuple[str, ...] = ()  # rules or files whose steps run, fresh or not
+    until: tuple[str, ...] = ()  # rules or files: build only the steps leading to them
+    touch: bool = False  # record the existing outputs of stale steps as fresh, run nothing
 
 
 @dataclass
@@ -43,6 +46,7 @@ class BuildResult:
     cut_off: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)
+    touched: list[str] = field(default_factory=list)  # `--touch`: recorded, not run
     skipped: dict[str, str] = field(default_factory=dict)  # by `Skip`, or below one: why
     retried: dict[str, int] = field(default_factory=dict)
     remote_error: str | None = None  # the remote cache failed (the build went on without)

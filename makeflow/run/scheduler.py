@@ -255,7 +255,7 @@ class Run:
         if key is None:
             return False
         self.keys[step.id] = key
-        if self.options.force or step.id in self.looked_up:
+        if self.options.force or step.id in self.looked_up or step.id in self.plan.forced:
             return False
         future = self.cache.submit(self.cache.restore, step, key, log_path(step.id))
         self.restoring[future] = step
@@ -338,7 +338,7 @@ class Run:
                               running.job.log, result.finished - result.started)
 
     def _why(self, step: Step) -> list[str]:
-        if self.options.force and not step.rule.is_alias:
+        if (self.options.force or step.id in self.plan.forced) and not step.rule.is_alias:
             return ["forced"]
         if step.id not in self.plan.stale:
             return []

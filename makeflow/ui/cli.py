@@ -80,6 +80,15 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
 @executor_options
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would run, run nothing.")
 @click.option("-B", "--force", is_flag=True, help="Run every step, stale or not.")
+@click.option("--forcerun", "forcerun", multiple=True, metavar="RULE|FILE",
+              help="Rerun this rule's steps (or the step making this file), fresh or not, "
+              "and what their outputs change below them; repeat for more.")
+@click.option("--until", "until", multiple=True, metavar="RULE|FILE",
+              help="Build only the steps leading up to this rule or file (it included); "
+              "repeat for more.")
+@click.option("--touch", is_flag=True,
+              help="Record the existing outputs of stale steps as fresh, without running "
+              "anything (to adopt outputs made by hand or by another tool).")
 @click.option("-k", "--keep-going", is_flag=True,
               help="After a failure, still run every step that does not depend on it.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
@@ -97,9 +106,11 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
-                  scheduler: str | None, dry_run: bool, force: bool, keep_going: bool,
-                  quiet: bool, no_wait: bool, print_commands: bool, as_json: bool,
-                  remote: str | None, push: bool | None, no_cache: bool) -> None:
+                  scheduler: str | None, dry_run: bool, force: bool,
+                  forcerun: tuple[str, ...], until: tuple[str, ...], touch: bool,
+                  keep_going: bool, quiet: bool, no_wait: bool, print_commands: bool,
+                  as_json: bool, remote: str | None, push: bool | None,
+                  no_cache: bool) -> None:
     """Bring TARGETS (files or rule names; default: the default rule) up to date.
 
     A stale step whose result is in the run cache (local, or the remote when one is set)
@@ -107,9 +118,13 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
     """
     pipeline = open_pipeline(rules_file, directory, overrides)
     base, choice = executor_for(pipeline, jobs, executor, scheduler)
+    if touch and (force or forcerun):
+        raise UserError("--touch records outputs as they are without running anything, so "
+                        "it cannot be combined with -B or --forcerun, which run steps",
+                        hint="Run the build with -B or --forcerun, or --touch, not both.")
     options = BuildOptions(jobs=base.jobs, dry_run=dry_run, force=force,
                            keep_going=keep_going, wait=not no_wait, remote=remote, push=push,
-                           cache=not no_cache)
+                           cache=not no_cache, forcerun=forcerun, until=until, touch=touch)
     reporter = make_reporter(sys.stdout, quiet, print_commands, as_json)
     result = build(pipeline, targets, options, reporter, choice)
     if dry_run or result.plan is None or not result.plan.runnable:

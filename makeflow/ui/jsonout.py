@@ -132,4 +132,5 @@ class JsonReporter:
                     seconds=round(result.seconds, 6), ran=list(result.ran),
                     cut_off=list(result.cut_off), failed=dict(result.failed),
                     not_run=list(result.not_run), fresh=len(result.fresh),
-                    retried=dict(result.retried), skipped=dict(result.skipped))
+                    retried=dict(result.retried), skipped=dict(result.skipped),
+                    touched=list(result.touched))

@@ -128,5 +128,7 @@ class RichReporter(PlainReporter):
             self.console.print("nothing to do: everything is up to date")
         for line in skip_lines(result, self.shown_skips):
             self.console.print(Text(line, style="yellow"))
+        for sid in result.touched:
+            self.console.print(Text(f"{sid} touched: recorded as fresh, not run", style="cyan"))
         style = "bold red" if result.failed else "bold green"
         self.console.print(Text(summary(result), style=style))

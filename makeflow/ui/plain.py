@@ -33,6 +33,8 @@ def log_tail(log: str, lines: int = LOG_TAIL) -> list[str]:
 
 def summary(result: BuildResult) -> str:
     parts = [f"ran {len(result.ran)}"]
+    if result.touched:
+        parts.append(f"touched {len(result.touched)}")
     if result.restored:
         parts.append(f"restored {len(result.restored)}")
     parts.append(f"fresh {len(result.fresh)}")
@@ -214,6 +216,8 @@ class PlainReporter:
             return
         if result.plan is not None and not result.plan.runnable and not result.failed:
             self._line("nothing to do: everything is up to date")
+        for sid in result.touched:
+            self._line(f"{sid} touched: its outputs are recorded as fresh, it did not run")
         for line in skip_lines(result, self.shown_skips):
             self._line(line)
         self._line(summary(result))
