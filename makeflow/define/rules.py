@@ -53,6 +53,7 @@ class Rule:
     metrics: tuple[str, ...] = ()  # outputs that hold metrics (JSON, YAML, CSV, TSV)
     cache: bool = True  # results may be restored from the run cache
     priority: int = 0  # settles which of two pattern rules makes a file: higher wins
+    protected: bool = False  # outputs made read-only after the step; `clean` asks first
 
     @property
     def is_pattern(self) -> bool:
@@ -107,6 +108,7 @@ def rule(
     metrics: Any = (),
     cache: bool = True,
     priority: int = 0,
+    protected: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -123,12 +125,15 @@ def rule(
     accepted and ignored, for rules written when outputs were staged: steps always write
     their outputs in place now. `priority=N` settles which of two pattern rules that can
     make the same file makes it (the higher; 0 when not given), as Snakemake's `ruleorder`.
+    `protected=True` makes the outputs read-only once the step has made them; a rerun
+    still replaces them, and `makeflow clean` asks before it removes them.
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age, "resources": resources,
-               "metrics": metrics, "cache": cache, "priority": priority}
+               "metrics": metrics, "cache": cache, "priority": priority,
+               "protected": protected}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -220,6 +225,7 @@ def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
         "cache": bool(options["cache"]),
         "retries": retries,
         "priority": priority,
+        "protected": bool(options.get("protected", False)),
         "timeout": _duration(options["timeout"], "timeout", label, where),
         "always": bool(options["always"]),
         "max_age": _duration(options["max_age"], "max_age", label, where),

@@ -149,6 +149,9 @@ class BuildCache:
         try:
             self.local.restore(record, log)
             outputs = {p: _placed(p, d) for p, d in record.outputs.items()}
+            if step.rule.protected:
+                for path in outputs:
+                    fs.make_read_only(path)
         except (BlobError, OSError) as exc:
             self.warn(f"{step.id} could not be restored from the cache ({exc}); it runs "
                       "instead")

@@ -30,25 +30,34 @@ class Cleaned:
     kept: list[str] = field(default_factory=list)  # edited since makeflow wrote them
     sources: list[str] = field(default_factory=list)  # the current rules read them
     outside: list[str] = field(default_factory=list)  # they resolve outside the project
+    protected: list[str] = field(default_factory=list)  # read-only: kept, not confirmed
+
+
+# Asked, with the protected (read-only) outputs about to go, whether to remove them; may
+# raise a UserError to stop the clean before anything is removed.
+Confirm = Callable[[list[str]], bool]
 
 
 def clean(pipeline: Pipeline, targets: Iterable[str] = (), dry_run: bool = False,
-          upstream: bool = False) -> Cleaned:
+          upstream: bool = False, confirm: Confirm | None = None) -> Cleaned:
     """Remove recorded outputs of the steps that make `targets` (all steps when empty).
 
     A target is a file, a rule's name (a pattern rule's: all its steps) or an alias (the
     files it lists); only the step that makes it is cleaned, or with `upstream` every
     step that leads to it too. A file is removed only if makeflow recorded it as an output
     and its content is still what makeflow wrote, so a hand-edited file is kept and
-    reported; so are current sources and files outside the project.
+    reported; so are current sources and files outside the project. Protected outputs
+    (read-only ones: `protected=True`) go only when `confirm` says so; without `confirm`
+    they are kept.
     """
     targets = list(targets)
     with contextlib.chdir(pipeline.root), ProjectLock(pipeline.root) as lock:
         lock.acquire()
-        return _clean(pipeline, targets, dry_run, upstream)
+        return _clean(pipeline, targets, dry_run, upstream, confirm)
 
 
-def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool, upstream: bool) -> Cleaned:
+def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool, upstream: bool,
+           confirm: Confirm | None) -> Cleaned:
     done = Cleaned()
     with StateStore(pipeline.root) as state:
         stats = fs.StatCache()
@@ -64,11 +73,29 @@ def _clean(pipeline: Pipeline, targets: list[str], dry_run: bool, upstream: bool
         keep.find_sources([p for p in written if not keep.outside(p)
                            and stats.get(p) is not None and keep.read(p)])
         for path, made in written.items():
-            _clean_one(path, made, digests, keep, done, dry_run)
+            _clean_one(path, made, digests, keep, done)
+        _ask_about_protected(done, dry_run, confirm)
         if not dry_run:
+            for path in done.removed:
+                fs.remove(path)
+                digests.forget(path)
+                _remove_empty_parents(path)
+            kept = set(done.protected)
             for sid in steps:
-                state.forget_step(sid)
+                record = state.record(sid)
+                if record is None or kept.isdisjoint(record.outputs):
+                    state.forget_step(sid)  # a step whose protected output stays, stays
     return done
+
+
+def _ask_about_protected(done: Cleaned, dry_run: bool, confirm: Confirm | None) -> None:
+    """Keep the protected outputs among those to remove unless `confirm` allows them."""
+    protected = [p for p in done.removed if fs.read_only(p)]
+    if not protected or dry_run:
+        return
+    if confirm is None or not confirm(protected):
+        done.protected = protected
+        done.removed = [p for p in done.removed if p not in set(protected)]
 
 
 def _steps(pipeline: Pipeline, targets: list[str], upstream: bool, stats: fs.StatCache,
@@ -158,9 +185,9 @@ class _Keep:
         return path in self.sources
 
 
-def _clean_one(path: str, made: set[str], digests: Digests, keep: _Keep, done: Cleaned,
-               dry_run: bool) -> None:
-    """Remove `path` if its content is one that makeflow wrote (`made`), else keep it."""
+def _clean_one(path: str, made: set[str], digests: Digests, keep: _Keep,
+               done: Cleaned) -> None:
+    """To be removed if its content is one that makeflow wrote (`made`), else kept."""
     if keep.outside(path):
         if os.path.lexists(path):
             done.outside.append(path)
@@ -174,11 +201,7 @@ def _clean_one(path: str, made: set[str], digests: Digests, keep: _Keep, done: C
     if keep.source(path):
         done.sources.append(path)
         return
-    if not dry_run:
-        fs.remove(path)
-        digests.forget(path)
-        _remove_empty_parents(path)
-    done.removed.append(path)
+    done.removed.append(path)  # removed once the protected ones are settled
 
 
 def _remove_empty_parents(path: str) -> None:

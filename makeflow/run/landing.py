@@ -59,6 +59,9 @@ def land(running: Running, result: JobResult) -> Landed:
         aside.drop(running.previous)
     try:
         outputs = {p: file_record(p) for p in step.outputs.paths}
+        if step.rule.protected:  # after hashing: a change of mode moves no stat we compare
+            for path in step.outputs.paths:
+                fs.make_read_only(path)
     except OSError as exc:
         return Landed(result, f"could not hash its outputs: {os_error(exc)}")
     moved = next((p for p, st in running.before.items() if fs.deep_stat(p) != st), None)

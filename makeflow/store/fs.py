@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat as modes
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -57,6 +58,32 @@ def remove(path: str) -> None:
         except OSError:
             if os.path.lexists(path):
                 raise
+
+
+def make_read_only(path: str) -> None:
+    """Take away every write permission from a file, or from each file in a folder's tree
+    (the folders stay writable, so the output can still be set aside and replaced by a
+    rerun, and removed by `clean`). Symlinks are left alone."""
+    if os.path.islink(path):
+        return
+    files = [path] if not os.path.isdir(path) else [
+        os.path.join(top, name) for top, _, names in os.walk(path) for name in names]
+    for file in files:
+        st = os.lstat(file)
+        if modes.S_ISREG(st.st_mode) and st.st_mode & 0o222:
+            os.chmod(file, modes.S_IMODE(st.st_mode) & ~0o222)
+
+
+def read_only(path: str) -> bool:
+    """Whether a file has no owner write permission, or a folder holds such a file: an
+    output made read-only (`protected=True`), or by hand."""
+    if os.path.islink(path) or not os.path.lexists(path):
+        return False
+    if not os.path.isdir(path):
+        return not os.lstat(path).st_mode & modes.S_IWUSR
+    return any(not os.lstat(os.path.join(top, name)).st_mode & modes.S_IWUSR
+               for top, _, names in os.walk(path) for name in names
+               if not os.path.islink(os.path.join(top, name)))
 
 
 def no_space(path: str | os.PathLike[str]) -> bool:

@@ -289,12 +289,17 @@ def list_command(rules_file: str | None, directory: str | None,
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would be removed.")
 @click.option("--upstream", is_flag=True,
               help="Also remove what the steps leading to TARGETS made.")
+@click.option("--force", is_flag=True,
+              help="Remove protected (read-only) outputs too, without asking.")
 @handle_errors
 def clean_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
-                  targets: tuple[str, ...], dry_run: bool, upstream: bool) -> None:
+                  targets: tuple[str, ...], dry_run: bool, upstream: bool,
+                  force: bool) -> None:
     """Remove the outputs makeflow made: of TARGETS' own steps (files, rule names, pattern
-    rule names), or of every step; never sources, edited files or anything outside."""
-    done = clean(open_pipeline(rules_file, directory, overrides), targets, dry_run, upstream)
+    rule names), or of every step; never sources, edited files or anything outside.
+    Protected outputs are removed only when you say yes, or with --force."""
+    done = clean(open_pipeline(rules_file, directory, overrides), targets, dry_run, upstream,
+                 confirm=(lambda paths: True) if force else _confirm_protected)
     verb = "would remove" if dry_run else "removed"
     for path in done.removed:
         click.echo(f"{verb} {path}")
@@ -304,7 +309,20 @@ def clean_command(rules_file: str | None, directory: str | None, overrides: tupl
         click.echo(f"kept {path}: the current rules read it as a source")
     for path in done.outside:
         click.echo(f"kept {path}: it resolves outside the project folder")
+    for path in done.protected:
+        click.echo(f"kept {path}: it is protected (clean --force removes it)")
     click.echo(f"{verb} {len(done.removed)} files")
+
+
+def _confirm_protected(paths: list[str]) -> bool:
+    """Ask on a terminal; elsewhere refuse the whole clean, naming the files (exit 2)."""
+    shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"clean would remove {len(paths)} protected output(s): {shown}; nothing was "
+            "removed, since there is no terminal to ask on",
+            hint="Run `makeflow clean --force` to remove them too, or clean other targets.")
+    return click.confirm(f"Remove {len(paths)} protected output(s): {shown}?", default=False)
 
 
 @cli.command("logs")
