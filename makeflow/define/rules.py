@@ -54,6 +54,7 @@ class Rule:
     cache: bool = True  # results may be restored from the run cache
     priority: int = 0  # settles which of two pattern rules makes a file: higher wins
     protected: bool = False  # outputs made read-only after the step; `clean` asks first
+    temp: tuple[str, ...] = ()  # outputs deleted once every step of a build reading them ran
 
     @property
     def is_pattern(self) -> bool:
@@ -109,6 +110,7 @@ def rule(
     cache: bool = True,
     priority: int = 0,
     protected: bool = False,
+    temp: Any = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -127,13 +129,16 @@ def rule(
     make the same file makes it (the higher; 0 when not given), as Snakemake's `ruleorder`.
     `protected=True` makes the outputs read-only once the step has made them; a rerun
     still replaces them, and `makeflow clean` asks before it removes them.
+    `temp=[...]` (some outputs) or `temp=True` (all) marks temporary outputs: deleted once
+    every step of the build that reads them has finished, made again only when a step
+    that reads them must run.
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age, "resources": resources,
                "metrics": metrics, "cache": cache, "priority": priority,
-               "protected": protected}
+               "protected": protected, "temp": temp}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -190,6 +195,7 @@ def freeze(draft: Draft, root: str, fingerprint: Fingerprint | None = None) -> R
         raise UserError(f"{label}: params= keys must be strings", where=where)
     options = _options(draft.options, label, where)
     options["metrics"] = _metrics(draft.options.get("metrics", ()), outputs, label, where)
+    options["temp"] = _temp(draft.options.get("temp", ()), outputs, label, where)
     code, params_text = fingerprint(label, where, draft.func, params) if fingerprint else ("", "")
     return Rule(name, inputs, outputs, where, draft.shell, draft.func, params, **options,
                 code=code, params_text=params_text)
@@ -207,6 +213,23 @@ def _metrics(value: Any, outputs: Files, label: str, where: str) -> tuple[str, .
                 where=where,
                 hint="List the metrics file in outputs= too, e.g. outputs=[\"model.pkl\", "
                 "\"metrics.json\"], metrics=[\"metrics.json\"].")
+    return paths
+
+
+def _temp(value: Any, outputs: Files, label: str, where: str) -> tuple[str, ...]:
+    """The temporary outputs: `True` for all, or a list of some of the rule's outputs."""
+    if value is True:
+        if not outputs.paths:
+            raise UserError(f"{label}: temp=True, but it has no outputs", where=where)
+        return outputs.paths
+    if value is False or value is None:
+        return ()
+    paths = _files(value, "temp", label, where).paths
+    for path in paths:
+        if path not in outputs.paths:
+            raise UserError(f"{label}: temp= names {path!r}, which is not one of its outputs",
+                            where=where, hint="List the file in outputs= too, or give "
+                            "temp=True to make every output temporary.")
     return paths
 
 

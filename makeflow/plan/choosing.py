@@ -24,7 +24,7 @@ class Chosen:
     until: tuple[str, ...] = ()
 
 
-def choose(graph: Graph, chosen: Chosen) -> tuple[Graph, set[str], tuple[str, ...]]:
+def choose(graph: Graph, chosen: Chosen) -> tuple[Graph, dict[str, list[str]], tuple[str, ...]]:
     """The graph cut down to `--until`, the steps `--forcerun` forces, and the `--until`
     steps (part of what the no-op snapshot is saved for)."""
     until: tuple[str, ...] = ()
@@ -33,7 +33,7 @@ def choose(graph: Graph, chosen: Chosen) -> tuple[Graph, set[str], tuple[str, ..
         graph = up_to(graph, ids)
         until = tuple(sorted(ids))
     forced = chosen_steps(graph, chosen.forcerun, "--forcerun") if chosen.forcerun else set()
-    return graph, forced, until
+    return graph, {sid: ["forced"] for sid in forced}, until
 
 
 def chosen_steps(graph: Graph, names: Iterable[str], option: str,

@@ -31,6 +31,7 @@ class Digests:
         self.lock: LockFile | None = None  # makeflow.lock, for steps the store never saw
         self.adopted: list[str] = []  # steps found fresh by their lock entry
         self.ahead: dict[str, int] = {}  # files hashed with an mtime in the future: `skew`
+        self.stand_ins: dict[str, str] = {}  # missing temporary files: see plan/temp.py
 
     def stat(self, path: str) -> fs.Stat | None:
         """The stat to compare with the cache: for a directory, its whole tree's."""
@@ -46,7 +47,7 @@ class Digests:
         """
         st = self.stats.get(path)
         if st is None:
-            return None
+            return self.stand_ins.get(path) if self.stand_ins else None
         if st.is_dir:
             st = fs.tree_stat(path)
         own = self.own.get(path)
@@ -94,6 +95,13 @@ class Digests:
                 "this machine or of the file system that wrote it looks skewed. makeflow "
                 "goes by content, so builds stay correct; it reads such a file again only "
                 "when its size, mtime or inode change")
+
+    def removed_temp(self, path: str) -> None:
+        """A temporary file was deleted: its last digest stands in for it from now on."""
+        digest = self.get(path)
+        self.forget(path)
+        if digest is not None:
+            self.stand_ins[path] = digest
 
     def forget(self, path: str) -> None:
         self.stats.forget(path)
@@ -288,6 +296,9 @@ def _output_reasons(step: Step, record: StepRecord, digests: Digests) -> list[st
     return out
 
 
+FORCED = ["forced"]  # the reason of a step forced by -B or --forcerun
+
+
 @dataclass
 class Plan:
     """Every step of a graph with the reasons it is stale; fresh steps have none."""
@@ -298,7 +309,9 @@ class Plan:
     quick: bool = False  # settled by file stats alone (see uptodate.py)
     partial: bool = False  # only steps that touch files whose stat moved were looked at
     restorable: set[str] = field(default_factory=set)  # stale, but the run cache has them
-    forced: set[str] = field(default_factory=set)  # `--forcerun`: they run, fresh or not
+    # Steps that run even when fresh, with the reason they give then: `--forcerun`
+    # (["forced"]), or a missing temporary output that a stale step needs (see temp.py).
+    forced: dict[str, list[str]] = field(default_factory=dict)
     # Fresh steps whose last run chose to skip (`Skip`), and the steps that need what they
     # would have made, each with the reason: none of them runs.
     skipped: dict[str, str] = field(default_factory=dict)
@@ -317,7 +330,7 @@ NOTHING: frozenset[str] = frozenset()
 
 def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = False,
               now: float | None = None, suspects: set[str] | None = None,
-              forced: set[str] = frozenset()) -> Plan:
+              forced: dict[str, list[str]] | None = None) -> Plan:
     """Walk the graph upstream first; a step below a stale one is stale with 'upstream: X'.
 
     Such a step may still turn out fresh when its upstream rewrites identical outputs
@@ -325,10 +338,12 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
 
     `suspects`, when given, are the only files that may have changed since every step
     was last found fresh (see uptodate.py): a step that touches none of them, below no
-    stale step, is fresh without a look at its fingerprint. `forced` steps (`--forcerun`)
-    are stale whatever they find, and so is what they feed, until they ran (early cutoff).
+    stale step, is fresh without a look at its fingerprint. `forced` steps are stale
+    whatever they find (with their own reasons, or else the one given), and so is what
+    they feed, until they ran (early cutoff).
     """
-    plan = Plan(graph, partial=suspects is not None and not force, forced=set(forced))
+    forced = forced or {}
+    plan = Plan(graph, partial=suspects is not None and not force, forced=dict(forced))
     stale = plan.stale
     if not plan.partial:
         state.load_all()  # every step is looked at: one bulk read beats one per step
@@ -345,14 +360,16 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
             if sid in skips:  # fresh, and its last run chose to skip
                 plan.skipped[sid] = skips[sid]
             continue
-        if (force or sid in forced) and not step.rule.is_alias:
-            why = ["forced"]
+        if (force or forced.get(sid) == FORCED) and not step.rule.is_alias:
+            why = list(FORCED)
         elif untouched:  # none of its own files moved: only its upstream can make it stale
             why = []
         else:
             pending = ({p for u in stale_ups for p in graph.steps[u].outputs.paths}
                        if stale_ups else NOTHING)
             why = reasons(step, state, digests, pending, now)
+        if not why and sid in forced and not step.rule.is_alias:
+            why = list(forced[sid])
         if step.rule.is_alias and stale_ups:
             why = ["upstream"]
         elif stale_ups:

@@ -18,6 +18,7 @@ from makeflow.plan.claims import refuse_outputs_outside
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan, skipped_steps
+from makeflow.plan.temp import stand_ins, temp_paths, with_temp_needed
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -228,8 +229,9 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
 
     def all_fresh(skipped: Iterable[str] = ()) -> None:
         state.flush()
+        temp = (p for step in graph.steps.values() for p in temp_paths(step))
         snapshot.save((key, state.version), graph, state,
-                      (p for s in skipped for p in graph.steps[s].outputs.paths))
+                      [*(p for s in skipped for p in graph.steps[s].outputs.paths), *temp])
 
     if suspects == []:
         plan = Plan(graph, warnings=state.warnings, quick=True)
@@ -237,10 +239,16 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
         return plan, digests, all_fresh
     resets = state.resets
     digests.lock = LockFile(pipeline.root)
+    if any(r.temp for r in pipeline.rules):
+        digests.stand_ins = stand_ins(graph, state, digests)
     plan = make_plan(graph, state, digests, force, now,
                      None if suspects is None else set(suspects), forced)
     if state.resets != resets:  # the store was found damaged: plan with the empty one
         plan = make_plan(graph, state, digests, force, now, forced=forced)
+    if digests.stand_ins:
+        plan = with_temp_needed(plan, digests.stand_ins,
+                                lambda more: make_plan(graph, state, digests, force, now,
+                                                       forced=more))
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
     _say_skew(digests, state)
     plan.warnings = [*state.warnings, *digests.lock.warnings]

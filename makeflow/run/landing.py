@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from makeflow.plan.graph import Step
@@ -116,3 +117,12 @@ def os_error(exc: OSError) -> str:
     """An OSError as a user reads it: what went wrong, and the file."""
     where = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or exc}{where}"
+
+
+def result_of(future: Future[JobResult]) -> JobResult:
+    """The job's result; an executor's own failure counts as the step's failure."""
+    try:
+        return future.result()
+    except Exception as exc:  # an executor fault must fail one step, not the build
+        now = time.time()
+        return JobResult(False, now, now, None, f"the executor failed: {exc!r}")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from makeflow.plan.graph import Step
     from makeflow.plan.staleness import Plan
-    from makeflow.run.executors import JobResult
+    from makeflow.run.executors import Executor, JobResult
     from makeflow.run.outcome import BuildResult
 
 
@@ -30,3 +30,10 @@ class Reporter(Protocol):
     def stopped(self) -> None:
         """The build ended with an error or a signal, before `finished`: put the screen
         back as it was (a live view shows the cursor again)."""
+
+
+def say_where(executor: Executor, reporter: Reporter) -> None:
+    """Tell a reporter that can show it where the steps run (a cluster's workers)."""
+    describe, show = getattr(executor, "describe", None), getattr(reporter, "running_on", None)
+    if describe is not None and show is not None:
+        show(describe())

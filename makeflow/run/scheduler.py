@@ -23,6 +23,7 @@ from makeflow.errors import Interrupted, Terminated
 from makeflow.plan.cachekey import cache_key, cacheable
 from makeflow.plan.graph import Graph, Step
 from makeflow.plan.staleness import (
+    FORCED,
     Digests,
     Plan,
     below_skipped,
@@ -30,13 +31,14 @@ from makeflow.plan.staleness import (
     reasons,
     recipe_of,
 )
+from makeflow.run import temp
 from makeflow.run.cached import BuildCache, Restored
 from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
-from makeflow.run.landing import Landed, Running, land, os_error
+from makeflow.run.landing import Landed, Running, land, os_error, result_of
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.recording import NoRecorder, RunRecorder
 from makeflow.run.records import record_moved, record_ran, record_skipped
-from makeflow.run.reporter import Reporter
+from makeflow.run.reporter import Reporter, say_where
 from makeflow.run.slots import JobSlots, slots_for
 from makeflow.run.stopping import escalating, remove_all
 from makeflow.store import aside, fs
@@ -89,6 +91,7 @@ class Run:
                                if not graph.steps[sid].rule.is_alias}
         self.skipping: set[str] = set()  # skipped while this build runs, aliases too
         self.position = {sid: i for i, sid in enumerate(graph.steps) if sid in stale}
+        self.temp = temp.TempFiles(graph, set(self.position))
         self.waiting = {sid: 0 for sid in self.position}
         self.downstream: dict[str, list[str]] = {sid: [] for sid in self.position}
         for sid in self.position:
@@ -106,7 +109,7 @@ class Run:
             executor.shutdown()
             raise
         self.reporter.started(self.plan)
-        _say_where(executor, self.reporter)
+        say_where(executor, self.reporter)
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
         try:
             self._loop(executor)
@@ -255,7 +258,8 @@ class Run:
         if key is None:
             return False
         self.keys[step.id] = key
-        if self.options.force or step.id in self.looked_up or step.id in self.plan.forced:
+        if (self.options.force or step.id in self.looked_up
+                or self.plan.forced.get(step.id) == FORCED):  # --forcerun: run it
             return False
         future = self.cache.submit(self.cache.restore, step, key, log_path(step.id))
         self.restoring[future] = step
@@ -320,7 +324,7 @@ class Run:
             self.landed.put((future, None))
             return
         try:
-            landed = land(running, _result_of(future))
+            landed = land(running, result_of(future))
             self._save(running, landed)
         except Exception as exc:  # the step fails, the build goes on
             now = time.time()
@@ -338,11 +342,13 @@ class Run:
                               running.job.log, result.finished - result.started)
 
     def _why(self, step: Step) -> list[str]:
-        if (self.options.force or step.id in self.plan.forced) and not step.rule.is_alias:
-            return ["forced"]
+        forced = self.plan.forced.get(step.id)
+        if (self.options.force or forced == FORCED) and not step.rule.is_alias:
+            return list(FORCED)
         if step.id not in self.plan.stale:
             return []
-        return reasons(step, self.state, self.digests, now=self.options.clock())
+        why = reasons(step, self.state, self.digests, now=self.options.clock())
+        return why or list(forced or ())
 
     def _job(self, step: Step, attempt: int) -> Job:
         outputs = step.outputs
@@ -405,6 +411,7 @@ class Run:
         anything below it, and that is no failure: the build goes on."""
         self.skipping.add(sid)
         self.plan.stale.pop(sid, None)
+        self._temp_done(sid)
         step = self.graph.steps[sid]
         if not step.rule.is_alias:
             self.result.skipped[sid] = reason
@@ -447,28 +454,21 @@ class Run:
                 self._taken_back(future)
                 self._put_back(running.step)
 
+    def _temp_done(self, sid: str) -> None:
+        """Delete the temporary files whose last reader in this build this step was."""
+        for path in self.temp.finished(sid):
+            self.digests.removed_temp(path)
+            warning = temp.remove(path)
+            if warning:
+                self.reporter.warning(warning)
+
     def _done(self, sid: str, how: str) -> None:
         if not self.graph.steps[sid].rule.is_alias:
             getattr(self.result, how).append(sid)
         if how != "ran":
             self.plan.stale.pop(sid, None)
+        self._temp_done(sid)
         for down in self.downstream[sid]:
             self.waiting[down] -= 1
             if self.waiting[down] == 0 and not self.stopping and down not in self.skipping:
                 heapq.heappush(self.ready, (self.position[down], down))
-
-
-def _say_where(executor: Executor, reporter: Reporter) -> None:
-    """Tell a reporter that can show it where the steps run (a cluster's workers)."""
-    describe, show = getattr(executor, "describe", None), getattr(reporter, "running_on", None)
-    if describe is not None and show is not None:
-        show(describe())
-
-
-def _result_of(future: Future[JobResult]) -> JobResult:
-    """The job's result; an executor's own failure counts as the step's failure."""
-    try:
-        return future.result()
-    except Exception as exc:  # an executor fault must fail one step, not the build
-        now = time.time()
-        return JobResult(False, now, now, None, f"the executor failed: {exc!r}")
