@@ -221,3 +221,39 @@ def test_skip_is_part_of_the_public_api():
 
     assert "Skip" in makeflow.__all__
     assert str(makeflow.Skip("why")) == "why"
+
+
+def test_the_report_shows_the_skipped_steps_with_their_reason(project):
+    gate(project, "0.3")
+    project.run("build")
+
+    done = project.run("report", "-o", "report.html")
+
+    assert done.code == 0, done.text
+    page = project.read("report.html")
+    assert "score 0.3 is below 0.4" in page and "skipped" in page
+
+
+def test_force_runs_the_gate_again(project):
+    gate(project, "0.3")
+    project.build()
+
+    result = project.build(force=True)
+
+    assert "report" in result.ran and result.skipped["deploy"] == "score 0.3 is below 0.4"
+    assert project.read(".makeflow/logs/deploy.log").count("step skipped") == 1  # a new log
+
+
+def test_a_skip_is_never_saved_in_the_run_cache(project):
+    """The outputs a skipped step keeps are an older run's: they must not be restored
+    later as the result of the inputs it skipped on."""
+    gate(project, "0.7")
+    assert project.run("build").code == 0  # deployed, and cached under score 0.7
+    project.write("score.txt", "0.1")
+    assert "deploy skipped" in project.run("build").out
+    assert project.run("clean", "deploy").code == 0
+
+    done = project.run("build")
+
+    assert "deploy skipped: score 0.1 is below 0.4" in done.out, done.text
+    assert "restored" not in done.out and not project.exists("deployed.txt")

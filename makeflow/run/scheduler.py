@@ -334,8 +334,8 @@ class Run:
     def _save(self, running: Running, landed: Landed) -> None:
         """Hand a step's fresh outputs to the run cache (it copies them on its threads)."""
         key = self.keys.get(running.step.id)
-        if self.cache is None or key is None or landed.error or landed.moved:
-            return
+        if self.cache is None or key is None or landed.error or landed.moved or landed.skipped:
+            return  # a skipped step's outputs (put back) are not what its key would make
         result = landed.result
         self.cache.save_later(running.step, key,
                               {p: r.digest for p, r in landed.outputs.items()},
