@@ -257,3 +257,14 @@ def test_a_skip_is_never_saved_in_the_run_cache(project):
 
     assert "deploy skipped: score 0.1 is below 0.4" in done.out, done.text
     assert "restored" not in done.out and not project.exists("deployed.txt")
+
+
+def test_forcerun_runs_a_skipped_gate_again_and_what_it_decides_holds(project):
+    gate(project, "0.3")
+    assert project.run("build").code == 0
+
+    done = project.run("build", "--forcerun", "deploy")
+
+    assert done.code == 0, done.text
+    assert "[1/3] deploy skipped: score 0.3 is below 0.4" in done.out
+    assert project.read(".makeflow/logs/deploy.log").count("step skipped") == 1
