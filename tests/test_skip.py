@@ -268,3 +268,12 @@ def test_forcerun_runs_a_skipped_gate_again_and_what_it_decides_holds(project):
     assert done.code == 0, done.text
     assert "[1/3] deploy skipped: score 0.3 is below 0.4" in done.out
     assert project.read(".makeflow/logs/deploy.log").count("step skipped") == 1
+
+
+def test_why_says_a_file_is_skipped_and_why(project):
+    gate(project, "0.3")
+    project.run("build")
+
+    assert "made by deploy" in project.run("why", "deployed.txt").out
+    assert "it is skipped: score 0.3 is below 0.4" in project.run("why", "deployed.txt").out
+    assert "it is skipped: deploy: score 0.3" in project.run("why", "notified.txt").out

@@ -239,6 +239,8 @@ def explain(plan: Plan, target: str, whole: Plan) -> str:
     made = f"{target} is made by {sid} ({step.rule.where})" if sid != target else \
         f"{sid} ({step.rule.where})"
     why = plan.stale.get(sid)
+    if not why and sid in plan.skipped:
+        return f"{made}; it is skipped: {plan.skipped[sid]}"
     if not why:
         return f"{made}; it is up to date"
     return f"{made}; it is stale:\n" + "\n".join(f"  - {w}" for w in why)
