@@ -277,3 +277,24 @@ def test_why_says_a_file_is_skipped_and_why(project):
     assert "made by deploy" in project.run("why", "deployed.txt").out
     assert "it is skipped: score 0.3 is below 0.4" in project.run("why", "deployed.txt").out
     assert "it is skipped: deploy: score 0.3" in project.run("why", "notified.txt").out
+
+
+def test_a_no_op_lists_at_most_ten_skipped_steps_and_writes_no_row_for_them(project):
+    lines = ["from makeflow import Skip, rule", "",
+             '@rule(inputs="in.txt", outputs="gate.txt")',
+             "def gate(step):", '    raise Skip("gated off")', ""]
+    lines += [f'rule("s{i}", inputs="gate.txt", outputs="out/{i}.txt", '
+              'shell="cp {inputs} {outputs}")' for i in range(15)]
+    lines.append('rule("all", inputs=[f"out/{i}.txt" for i in range(15)], default=True)')
+    project.rules("\n".join(lines) + "\n")
+    project.write("in.txt", "x")
+    assert project.run("build").code == 0
+
+    again = project.run("build")
+
+    assert again.code == 0, again.text
+    assert again.out.count(" skipped: ") == 10
+    assert "... and 6 more skipped (makeflow status lists them)" in again.out
+    with history.reading(project.root) as db:
+        last = history.run(db)
+    assert last.counts["skipped"] == 16 and last.steps == []

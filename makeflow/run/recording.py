@@ -146,11 +146,15 @@ class RunRecorder:
                 step = graph.steps[sid]
                 self._step(StepEntry(sid, step.rule.name, "skipped", list(stale.get(sid, [])),
                                      recipe=shown_command(step)))
-            for sid, why in result.skipped.items():  # below a skipped step, or still skipped
-                if sid not in self.seen:
+            still = result.plan.skipped if result.plan is not None else {}
+            for sid, why in result.skipped.items():  # below a step skipped in this build
+                if sid not in self.seen and sid not in still:
                     step = graph.steps[sid]
                     self._step(StepEntry(sid, step.rule.name, "skipped", [f"skipped: {why}"],
                                          recipe=shown_command(step)))
+            if self.recorder is not None:  # still skipped, as decided before: counted only,
+                counts = self.recorder.counts  # as fresh steps are, so a no-op stays cheap
+                counts["skipped"] += sum(1 for sid in result.skipped if sid in still)
         if self.recorder is not None:
             recorder = self.recorder
             self._guard(lambda: recorder.finish(outcome, result.fresh, values))

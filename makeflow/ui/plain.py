@@ -48,9 +48,13 @@ def summary(result: BuildResult) -> str:
     return ", ".join(parts) + f" in {result.seconds:.2f}s"
 
 
-def skip_lines(result: BuildResult, shown: set[str] = frozenset()) -> list[str]:
-    """The steps that stay skipped (decided by an earlier build), not shown as it ran."""
-    return [f"{sid} skipped: {why}" for sid, why in result.skipped.items() if sid not in shown]
+def skip_lines(result: BuildResult, shown: set[str] = frozenset(), most: int = 10) -> list[str]:
+    """The steps that stay skipped (decided by an earlier build), not shown as it ran; the
+    first `most`, then how many more (`makeflow status` lists them all)."""
+    lines = [f"{sid} skipped: {why}" for sid, why in result.skipped.items() if sid not in shown]
+    if len(lines) > most:
+        lines[most:] = [f"... and {len(lines) - most} more skipped (makeflow status lists them)"]
+    return lines
 
 
 def plan_lines(plan: Plan, commands: bool = False) -> Iterator[str]:
