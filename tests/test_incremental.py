@@ -228,12 +228,17 @@ def test_a_step_record_keeps_every_field_through_the_store(tmp_path):
                         123, 0.5)
     expected = dataclasses.asdict(record)
     del expected["moved"]  # kept only for a run whose input changed while it ran
+    del expected["skipped"]  # kept only for a step that chose to skip
     assert record.as_json() == expected
+    skipped = dataclasses.replace(record, outputs={"out.txt": ""}, skipped="r2 is low")
+    assert skipped.as_json()["skipped"] == "r2 is low"
     with StateStore(tmp_path) as state:
         state.record_step("s", record, {})
+        state.record_step("k", skipped, {})
     with StateStore(tmp_path) as state:
         assert state.record("s") == record
         assert state.fingerprint("s") == record.fingerprint
+        assert state.record("k") == skipped and state.skips == {"k": "r2 is low"}
 
 
 def test_a_scratch_build_reads_each_file_once(project):
