@@ -82,3 +82,16 @@ def test_metrics_gate_fails_on_missing_key(tmp_path: Path) -> None:
     path = write_metrics(tmp_path, mae=42.0)
     with pytest.raises(StepError, match="no metric 'r2'"):
         metrics_gate(path, "r2", 0.40)
+
+
+def test_metrics_gate_with_skip_skips_below_minimum_and_still_fails_on_a_missing_key(
+        tmp_path: Path) -> None:
+    from makeflow import Skip
+
+    path = write_metrics(tmp_path, r2=0.31)
+    with pytest.raises(Skip) as excinfo:
+        metrics_gate(path, "r2", 0.40, skip=True)
+    assert excinfo.value.reason == "r2 0.31 is below the threshold 0.4"
+    assert metrics_gate(write_metrics(tmp_path, r2=0.5), "r2", 0.4, skip=True) == 0.5
+    with pytest.raises(StepError, match="no metric 'r2'"):
+        metrics_gate(write_metrics(tmp_path, mae=1.0), "r2", 0.40, skip=True)
