@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from makeflow.define.rules import WILDCARD
+from makeflow.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,23 @@ def _glob_for(pattern: str) -> str:
             # re.split with two groups yields literal, name, constraint, literal, ...
             segments.append("*".join(globlib.escape(p) for p in parts[::3]))
     return "/".join(segments)
+
+
+def most_specific(path: str, usable: list) -> list:
+    """Of the pattern rules that can make `path` (tuples that start with the pattern and
+    the rule), the one that does: the highest `priority=`, then the most literal
+    characters. A tie between two rules is an error, never a silent choice."""
+    first = max(u[1].priority for u in usable)
+    usable = [u for u in usable if u[1].priority == first]
+    best = max(u[0].literal for u in usable)
+    top = [u for u in usable if u[0].literal == best]
+    if len({u[1].name for u in top}) > 1:
+        names = " and ".join(f"{u[1].name} ({u[1].where})" for u in top)
+        same = f"the same priority ({first})" if first else "no priority"
+        raise UserError(
+            f"{path} can be made by the pattern rules {names}, which have {same}, and "
+            "neither is more specific",
+            hint="Give the rule that should make it a higher priority (priority=1), make "
+            "one pattern more specific, or give the file an explicit rule.",
+        )
+    return top

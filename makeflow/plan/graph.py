@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from makeflow.define.loader import Pipeline
-from makeflow.define.patterns import Pattern, compile_pattern
+from makeflow.define.patterns import Pattern, compile_pattern, most_specific
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
 from makeflow.plan.claims import leaves, producers, refuse_outside
@@ -265,32 +265,13 @@ class Resolver:
                 return None
             raise self._missing(path, needed_by, matches)
         if len(usable) > 1:
-            usable = self._most_specific(path, usable)
+            usable = most_specific(path, usable)
         _, rule, wildcards, made = usable[0]
         sid, inputs, outputs = made
         step = self.steps.get(sid)
         if step is None:
             step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
         return step
-
-    @staticmethod
-    def _most_specific(path: str, usable: list) -> list:
-        """The pattern that makes `path`: the highest `priority=`, then the most literal
-        characters; a tie between two rules is an error, never a silent choice."""
-        first = max(u[1].priority for u in usable)
-        usable = [u for u in usable if u[1].priority == first]
-        best = max(u[0].literal for u in usable)
-        top = [u for u in usable if u[0].literal == best]
-        if len({u[1].name for u in top}) > 1:
-            names = " and ".join(f"{u[1].name} ({u[1].where})" for u in top)
-            same = f"the same priority ({first})" if first else "no priority"
-            raise UserError(
-                f"{path} can be made by the pattern rules {names}, which have {same}, and "
-                "neither is more specific",
-                hint="Give the rule that should make it a higher priority (priority=1), make "
-                "one pattern more specific, or give the file an explicit rule.",
-            )
-        return top
 
     def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str],
                          chain: tuple[str, ...]) -> bool:
