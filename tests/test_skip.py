@@ -298,3 +298,20 @@ def test_a_no_op_lists_at_most_ten_skipped_steps_and_writes_no_row_for_them(proj
     with history.reading(project.root) as db:
         last = history.run(db)
     assert last.counts["skipped"] == 16 and last.steps == []
+
+
+def test_the_live_view_on_a_terminal_shows_each_skip_and_the_summary(project):
+    from terminal import Terminal
+
+    gate(project, "0.3")
+
+    first = Terminal(project.root, "build", env={"NO_COLOR": "1"})
+    assert first.wait() == 0, first.text
+    again = Terminal(project.root, "build", env={"NO_COLOR": "1"})
+    assert again.wait() == 0, again.text
+
+    assert "deploy  skipped: score 0.3 is below 0.4" in first.text
+    assert "notify  skipped: deploy: score 0.3 is below 0.4" in first.text
+    assert "skipped 3" in first.text
+    assert "deploy skipped: score 0.3 is below 0.4" in again.text
+    assert "nothing to do" in again.text and "skipped 3" in again.text
