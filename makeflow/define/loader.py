@@ -252,8 +252,9 @@ def _check_unique(rules: tuple[Rule, ...]) -> None:
 
 def _check_placeholders(rule: Rule) -> None:
     """Fill a shell command with its own file names now, so a typo such as `{input}` is
-    reported when the file loads, not when the step first runs."""
-    if rule.shell is None or _plain_placeholders(rule):
+    reported when the file loads, not when the step first runs. (A rule with functions
+    is checked for each of its steps, when the graph is made: plan/dynamic.py.)"""
+    if rule.shell is None or rule.dynamic is not None or _plain_placeholders(rule):
         return
     wildcards = {name: name for p in rule.outputs.paths for name in wildcard_names(p)}
     substitute(rule, rule.shell, rule.inputs, rule.outputs, wildcards)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from makeflow.define.dynamic import note_glob
 from makeflow.define.rules import WILDCARD
 from makeflow.errors import UserError
 
@@ -155,6 +156,7 @@ def glob_wildcards(pattern: str) -> Wildcards:
     ``expand("stats/{sample}.json", sample=glob_wildcards("data/{sample}.csv").sample)``
     lists one target per data file.
     """
+    note_glob(pattern)
     compiled = compile_pattern(pattern)
     found: list[list[str]] = [[] for _ in compiled.names]
     for path in sorted(globlib.glob(_glob_for(pattern), recursive=True)):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from makeflow.define.dynamic import Dynamic, has_functions, is_function
 from makeflow.define.resources import DEFAULT, Resources, parse_resources
 from makeflow.errors import UserError
 
@@ -55,6 +56,8 @@ class Rule:
     priority: int = 0  # settles which of two pattern rules makes a file: higher wins
     protected: bool = False  # outputs made read-only after the step; `clean` asks first
     temp: tuple[str, ...] = ()  # outputs deleted once every step of a build reading them ran
+    checkpoint: bool = False  # functions that read its outputs wait until it has run
+    dynamic: Dynamic | None = None  # input and param functions (define/dynamic.py)
 
     @property
     def is_pattern(self) -> bool:
@@ -111,6 +114,7 @@ def rule(
     priority: int = 0,
     protected: bool = False,
     temp: Any = (),
+    checkpoint: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a rule: call it with a name and `shell=`, or use it as a decorator.
 
@@ -132,13 +136,18 @@ def rule(
     `temp=[...]` (some outputs) or `temp=True` (all) marks temporary outputs: deleted once
     every step of the build that reads them has finished, made again only when a step
     that reads them must run.
+
+    `inputs` (or one named input) and any param may be a function of the wildcards
+    (`lambda w: SHEET[w.sample]`), called when the graph is made. `checkpoint=True` marks
+    a rule whose outputs decide the rest of the graph: functions that read them (through
+    `glob_wildcards`, `open` and the like) wait until it has run (docs/dynamic.md).
     """
     where = _caller()
     del stage  # see the docstring
     options = {"default": default, "retries": retries, "timeout": timeout,
                "always": always, "max_age": max_age, "resources": resources,
                "metrics": metrics, "cache": cache, "priority": priority,
-               "protected": protected, "temp": temp}
+               "protected": protected, "temp": temp, "checkpoint": checkpoint}
     draft = Draft(name, inputs, outputs, shell, params, options, where)
     drafts.append(draft)
     return draft.attach
@@ -171,13 +180,18 @@ def freeze(draft: Draft, root: str, fingerprint: Fingerprint | None = None) -> R
             f"rule name {name!r} may use only letters, digits, '_', '-' and '.'", where=where
         )
     label = f"rule {name}"
-    inputs = _files(draft.inputs, "inputs", label, where)
+    dynamic = None
+    raw_params = draft.params
+    if has_functions(draft.inputs, draft.params):
+        dynamic, inputs, raw_params = _split(draft.inputs, draft.params, label, where)
+    else:
+        inputs = _files(draft.inputs, "inputs", label, where)
     outputs = _files(draft.outputs, "outputs", label, where)
     if draft.shell is not None and draft.func is not None:
         raise UserError(f"{label} has both shell= and a function; keep one", where=where)
     if draft.shell is not None and not isinstance(draft.shell, str):
         raise UserError(f"{label}: shell= must be a string", where=where)
-    if not outputs.paths and not inputs.paths:
+    if not outputs.paths and not inputs.paths and dynamic is None:
         raise UserError(
             f"{label} has neither inputs nor outputs, so it can never be built",
             where=where,
@@ -190,15 +204,42 @@ def freeze(draft: Draft, root: str, fingerprint: Fingerprint | None = None) -> R
             hint="Add shell=\"...\" or use @rule(...) on a function.",
         )
     _check_wildcards(inputs, outputs, label, where)
-    params = dict(draft.params or {})
+    params = dict(raw_params or {})
     if not all(isinstance(k, str) for k in params):
         raise UserError(f"{label}: params= keys must be strings", where=where)
     options = _options(draft.options, label, where)
     options["metrics"] = _metrics(draft.options.get("metrics", ()), outputs, label, where)
     options["temp"] = _temp(draft.options.get("temp", ()), outputs, label, where)
     code, params_text = fingerprint(label, where, draft.func, params) if fingerprint else ("", "")
+    if options["checkpoint"] and not outputs.paths:
+        raise UserError(f"{label}: checkpoint=True needs outputs, which later functions read",
+                        where=where)
     return Rule(name, inputs, outputs, where, draft.shell, draft.func, params, **options,
-                code=code, params_text=params_text)
+                code=code, params_text=params_text, dynamic=dynamic)
+
+
+def _split(inputs: Any, params: Any, label: str, where: str) -> tuple[Dynamic, Files, dict]:
+    """A rule with functions: its functions apart, its fixed inputs (a named input given
+    by a function has no paths yet) and its fixed params."""
+    layout = None
+    fixed = Files()
+    if is_function(inputs):
+        layout = ((None, inputs),)
+    elif isinstance(inputs, Mapping) and any(is_function(v) for v in inputs.values()):
+        items: list[tuple[str | None, Any]] = []
+        for key, value in inputs.items():
+            items.append((str(key), value if is_function(value)
+                          else _files(value, "inputs", label, where).paths))
+        layout = tuple(items)
+        fixed = _files({k: () if is_function(v) else v for k, v in items},
+                       "inputs", label, where)
+    else:
+        fixed = _files(inputs, "inputs", label, where)
+    given = dict(params) if isinstance(params, Mapping) else params
+    functions = tuple((str(k), v) for k, v in (given or {}).items() if is_function(v))
+    if functions:
+        given = {k: v for k, v in given.items() if not is_function(v)}
+    return Dynamic(layout, functions), fixed, given
 
 
 def _metrics(value: Any, outputs: Files, label: str, where: str) -> tuple[str, ...]:
@@ -246,6 +287,7 @@ def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
     return {
         "default": bool(options["default"]),
         "cache": bool(options["cache"]),
+        "checkpoint": bool(options["checkpoint"]),
         "retries": retries,
         "priority": priority,
         "protected": bool(options.get("protected", False)),
@@ -332,6 +374,9 @@ def _files(value: Any, what: str, label: str, where: str) -> Files:
     if all(type(item) is str for item in items):  # the common case, kept quick
         return Files(tuple([_clean_path(item, what, label, where) for item in items]))
     return Files(tuple(p for item in items for p in _files(item, what, label, where).paths))
+
+
+files_of = _files  # for the resolver, which checks what an inputs function returns
 
 
 _clean: dict[str, str] = {}  # paths already checked, for pipelines of 100,000 rules

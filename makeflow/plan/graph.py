@@ -7,7 +7,6 @@ steps that lead to a target exist in the graph.
 
 from __future__ import annotations
 
-import itertools
 import os
 import posixpath
 from collections.abc import Callable, Iterable
@@ -19,6 +18,14 @@ from makeflow.define.patterns import Pattern, compile_pattern, most_specific
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
 from makeflow.plan.claims import leaves, producers, refuse_outside
+from makeflow.plan.cycles import Cycle, cycle_error, make_order
+from makeflow.plan.dynamic import (
+    checkpoint_making,
+    evaluate,
+    glob_bases,
+    inside,
+    refuse_reading_outputs,
+)
 from makeflow.store.fs import StatCache, exists
 
 NO_STEPS: list[str] = []  # the upstream of every step that reads no step: shared, never changed
@@ -43,6 +50,9 @@ class Graph:
     producer: dict[str, str]
     sources: list[str]
     targets: list[str] = field(default_factory=list)
+    # steps whose functions could not yet read what a checkpoint writes: the error to
+    # raise unless the checkpoint runs first (plan/dynamic.py)
+    unknown: dict[str, UserError] = field(default_factory=dict)
 
 
 def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None,
@@ -76,6 +86,10 @@ class Resolver:
         self._templates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.probed: dict[str, bool] = {}
         self._broken: dict[str, list[str]] = {}  # files read as sources to break a cycle
+        self._derived: dict[str, Rule] = {}  # a rule with param functions, per step
+        self.after: dict[str, list[Step]] = {}  # checkpoints a step's functions read
+        self.unknown: dict[str, UserError] = {}  # see Graph.unknown
+        self._checkpoints = [r for r in pipeline.rules if r.checkpoint]
         self._index(pipeline.rules)
 
     def resolve(self, targets: Iterable[str]) -> Graph:
@@ -160,19 +174,21 @@ class Resolver:
         while True:
             upstream, sources = self._discover(wanted)
             try:
-                order = _make_order(roots, upstream)
-            except _Cycle as cycle:
+                order = make_order(roots, upstream)
+            except Cycle as cycle:
                 if not self._break(cycle.loop):
-                    _cycle(cycle.loop, self.steps)
+                    cycle_error(cycle.loop, self.steps)
                 continue
             break
         steps = {sid: self.steps[sid] for sid in order}
         producer = producers(steps)
         for path, loop in self._broken.items():
             if path in producer:  # read as a source and written in one build: no way out
-                _cycle(loop, self.steps)
+                cycle_error(loop, self.steps)
         targets = [w.id if isinstance(w, Step) else w for w in wanted]
-        return Graph(steps, {sid: upstream[sid] for sid in order}, producer, list(sources), targets)
+        unknown = {sid: self.unknown[sid] for sid in order if sid in self.unknown}
+        return Graph(steps, {sid: upstream[sid] for sid in order}, producer, list(sources),
+                     targets, unknown)
 
     def _discover(self, wanted: list[Step | str]) -> tuple[dict[str, list[str]], dict[str, None]]:
         """Every step below `wanted` with the steps it reads from, and the sources."""
@@ -194,6 +210,10 @@ class Resolver:
                     ups[maker.id] = None
                     if maker.id not in done:
                         queue.append(maker)
+            for checkpoint in self.after.get(step.id, ()):
+                ups[checkpoint.id] = None
+                if checkpoint.id not in done:
+                    queue.append(checkpoint)
             upstream[step.id] = list(ups) if ups else NO_STEPS
         return upstream, sources
 
@@ -251,7 +271,9 @@ class Resolver:
         if known is not _UNKNOWN:
             return known
         rule = self.explicit.get(path)
-        step = self._step(rule, {}) if rule is not None else self._from_pattern(path, needed_by)
+        step = self._step(rule, {}) if rule is not None else self._in_checkpoint(path)
+        if step is None and rule is None:
+            step = self._from_pattern(path, needed_by)
         self.producer[path] = step
         return step
 
@@ -270,6 +292,7 @@ class Resolver:
         sid, inputs, outputs = made
         step = self.steps.get(sid)
         if step is None:
+            rule = self._derived.get(sid, rule)
             step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
         return step
 
@@ -283,7 +306,9 @@ class Resolver:
 
         A pattern rule never applies to a file that would be its own input.
         """
-        _, inputs, outputs = instance
+        sid, inputs, outputs = instance
+        if self.after and sid in self.after:
+            return True  # its inputs are known once the checkpoint it reads has run
         outs = outputs.paths
         if (len(outs) == 1 and outs[0] in inputs.paths) or (
                 len(outs) > 1 and not set(inputs.paths).isdisjoint(outs)):
@@ -303,20 +328,54 @@ class Resolver:
             if templates is None:
                 templates = self._templates[rule.name] = (_templates(rule.inputs),
                                                           _templates(rule.outputs))
-            inputs = _filled(templates[0], wildcards)
             outputs = _filled(templates[1], wildcards)
-            known = self._instances[sid] = (sid, _new(Files, (inputs, rule.inputs.names)),
-                                            _new(Files, (outputs, rule.outputs.names)))
+            files = _new(Files, (outputs, rule.outputs.names))
+            if rule.dynamic is None:
+                inputs = _filled(templates[0], wildcards)
+                known = (sid, _new(Files, (inputs, rule.inputs.names)), files)
+            else:
+                known = (sid, self._evaluate(rule, wildcards, sid, files), files)
+                inputs = known[1].paths
+            self._instances[sid] = known
             if any(p[:1] in "./" for p in inputs + outputs):  # only such a path can leave
                 refuse_outside(rule, wildcards, inputs + outputs)
         return known
+
+    def _evaluate(self, rule: Rule, wildcards: dict[str, str], sid: str, outputs: Files
+                  ) -> Files:
+        """Call a rule's functions for one step (plan/dynamic.py); note the checkpoints
+        whose outputs they read, which the step then waits for."""
+        found = evaluate(rule, wildcards, outputs)
+        if found.rule is not rule:
+            self._derived[sid] = found.rule
+        after = [c for base in glob_bases(found.globbed) if (c := self._checkpoint(base))]
+        refuse_reading_outputs(rule, found.globbed, self.explicit)
+        if after:
+            self.after[sid] = after
+        if found.pending is not None:
+            if not after:  # no checkpoint writes what it could not open: a plain mistake
+                raise UserError(found.pending.message, where=found.pending.where,
+                                hint=found.pending.hint)
+            self.unknown[sid] = found.pending
+        return found.inputs
+
+    def _checkpoint(self, path: str) -> Step | None:
+        """The step of a checkpoint rule that writes `path` (explicitly or by a pattern)."""
+        found = checkpoint_making(self._checkpoints, path)
+        return self._step(*found) if found else None
+
+    def _in_checkpoint(self, path: str) -> Step | None:
+        """The checkpoint whose folder output holds `path`: it makes the file."""
+        folders = inside(path) if self._checkpoints else ()
+        return next((step for f in folders if (step := self._checkpoint(f))), None)
 
     def _makeable_path(self, path: str, chain: tuple[str, ...]) -> bool:
         """Whether `path` exists or some rule can make it; a pattern rule is used once a chain."""
         known = self._makeable.get(path)
         if known is not None:
             return known
-        result = path in self.explicit or self._exists(path) or any(
+        result = path in self.explicit or self._exists(path) or bool(
+            self._checkpoints and self._in_checkpoint(path)) or any(
             self._inputs_makeable(r, w, (*chain, r.name))
             for p, r in self.patterns
             if r.name not in chain and (w := p.match(path)) is not None
@@ -326,12 +385,13 @@ class Resolver:
         return result
 
     def _step(self, rule: Rule, wildcards: dict[str, str]) -> Step:
-        if not wildcards:
+        if not wildcards and rule.dynamic is None:
             sid, inputs, outputs = rule.name, rule.inputs, rule.outputs
         else:
             sid, inputs, outputs = self._instance(rule, wildcards)
         step = self.steps.get(sid)
         if step is None:
+            rule = self._derived.get(sid, rule)
             step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
         return step
 
@@ -396,69 +456,3 @@ def _normal(path: str) -> str:
     if not path or path[0] == "." or "/." in path or "//" in path or path[-1] == "/":
         return posixpath.normpath(path)
     return path
-
-
-class _Cycle(Exception):
-    """A loop of steps, each reading from the next and the last from the first."""
-
-    def __init__(self, loop: list[str]):
-        self.loop = loop
-
-
-def _make_order(roots: list[str], upstream: dict[str, list[str]]) -> list[str]:
-    """Upstream first, in the order inputs are listed (as make goes), found depth first.
-
-    A step met again while its own inputs are still being followed closes a cycle, raised
-    as `_Cycle` for the resolver to break or report.
-    """
-    order: list[str] = []
-    placed: set[str] = set()
-    for root in roots:
-        if root in placed:
-            continue
-        stack = [(root, iter(upstream[root]))]
-        on_path = {root}
-        while stack:
-            sid, ups = stack[-1]
-            for nxt in ups:
-                if nxt not in placed:
-                    break
-            else:
-                stack.pop()
-                on_path.discard(sid)
-                placed.add(sid)
-                order.append(sid)
-                continue
-            if nxt in on_path:
-                path = [s for s, _ in stack]
-                raise _Cycle(path[path.index(nxt):])
-            if not upstream[nxt]:  # a step that reads no other step: placed at once
-                placed.add(nxt)
-                order.append(nxt)
-                continue
-            stack.append((nxt, iter(upstream[nxt])))
-            on_path.add(nxt)
-    return order
-
-
-def _cycle(loop: list[str], steps: dict[str, Step]) -> None:
-    """Raise for `loop`, in which each step reads from the next (the last from the first)."""
-    again = loop[0]
-    cycle = [again, *reversed(loop[1:]), again]  # each step feeds the next
-    raise UserError(
-        "the rules form a cycle: " + _cycle_path(cycle, steps),
-        where=steps[again].rule.where,
-        hint="A step cannot depend, directly or not, on its own output.",
-    )
-
-
-def _cycle_path(cycle: list[str], steps: dict[str, Step]) -> str:
-    """`a -> file -> b -> file -> a`: each step, then the file the next one reads from it."""
-    parts = [cycle[0]]
-    for before, after in itertools.pairwise(cycle):
-        made = set(steps[before].outputs.paths)
-        through = next((p for p in steps[after].inputs.paths if p in made), None)
-        if through:
-            parts.append(through)
-        parts.append(after)
-    return " -> ".join(parts)

@@ -45,12 +45,15 @@ def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Pat
     the records change.
     """
     path = folder / NAME
-    found = _load(path, key, pipeline, stats)
+    # What a rule's functions return rests on more than the files the resolver looked at
+    # (a sample sheet, a checkpoint's output): such a graph is resolved on every build.
+    dynamic = any(r.dynamic is not None or r.checkpoint for r in pipeline.rules)
+    found = None if dynamic else _load(path, key, pipeline, stats)
     if found is not None:
         return found
     resolver = Resolver(pipeline, stats, made)
     graph = resolver.resolve(key[-1])
-    probed, keep = resolver.probed, not resolver.broke_cycle
+    probed, keep = resolver.probed, not resolver.broke_cycle and not dynamic
     del resolver  # its lookup tables: a third of the memory of a big graph, before saving
     if not keep:
         with contextlib.suppress(OSError):
@@ -113,6 +116,11 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
     tail = (graph.sources, graph.targets)
     digest.update(repr(tail).encode("utf-8", "surrogateescape"))
     put(tail)
+    # the params each step's functions gave, and the names of the inputs they listed
+    derived = [(s.id, s.rule.params_text, s.inputs.names) for s in steps
+               if s.rule.dynamic is not None]
+    if derived:
+        digest.update(repr(derived).encode("utf-8", "surrogateescape"))
     put(digest.hexdigest())
     return digest.hexdigest()
 

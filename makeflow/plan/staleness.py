@@ -315,6 +315,8 @@ class Plan:
     # Fresh steps whose last run chose to skip (`Skip`), and the steps that need what they
     # would have made, each with the reason: none of them runs.
     skipped: dict[str, str] = field(default_factory=dict)
+    # a stale checkpoint -> the steps below it, not known until it has run (plan/dynamic.py)
+    waiting: dict[str, list[str]] = field(default_factory=dict)
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale

@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import stat as stat_module
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
 from makeflow.define.loader import Pipeline
 from makeflow.plan.graph import Graph
+from makeflow.store.fs import tree_stat
 from makeflow.store.hashing import hash_bytes
 from makeflow.store.state import FileRecord, StateStore, dump
 
@@ -54,7 +56,8 @@ class Snapshot:
         trust), or None when there is no snapshot for `key`.
 
         The `os.stat` loop is most of a no-op build on a big pipeline, so it is kept bare.
-        A directory is never among the files (see `_collect`), so a stat says it all.
+        A folder output (a checkpoint's, say) is compared by its tree's stat, as the
+        planner trusts its recorded digest (`fs.tree_stat`).
         """
         try:
             saved_key, *fields = marshal.loads(self.path.read_bytes())
@@ -64,11 +67,15 @@ class Snapshot:
         except (OSError, EOFError, ValueError, TypeError):
             return None
         stat = os.stat
-        numbers, inodes, trusted = saved.numbers, saved.inodes, saved.trusted
+        numbers, inodes, trusted, trees = saved.numbers, saved.inodes, saved.trusted, saved.trees
         moved = []
         for i, path in enumerate(saved.paths):
             try:
                 st = stat(path)
+                if trees[i]:
+                    if not stat_module.S_ISDIR(st.st_mode):
+                        raise NotADirectoryError(path)
+                    st = _tree(path)
             except OSError:
                 if numbers[2 * i] != ABSENT:
                     moved.append(path)
@@ -123,8 +130,7 @@ class Snapshot:
     def _collect(self, graph: Graph, state: StateStore, absent: set[str]) -> Saved | None:
         """Each file's record, from the store; None when the quick check would be unsafe.
 
-        Steps that go stale with time, and directories (whose own stat says little of
-        their trees), rule it out.
+        Steps that go stale with time rule it out.
         """
         paths: dict[str, None] = {}
         for step in graph.steps.values():
@@ -145,12 +151,16 @@ ABSENT = -1  # the size saved for a file that is rightly missing
 
 
 class Saved:
-    """Paths, and for each its recorded size and mtime, inode, and whether it is trusted."""
+    """Paths, and for each its recorded size and mtime, inode, whether it is trusted, and
+    whether it is a folder (its numbers are then its tree's: see `fs.tree_stat`)."""
 
-    def __init__(self, paths: list[str], numbers: array, inodes: array, trusted: bytearray):
-        if not len(paths) == len(inodes) == len(trusted) == len(numbers) // 2:
+    def __init__(self, paths: list[str], numbers: array, inodes: array, trusted: bytearray,
+                 trees: bytearray | None = None):
+        trees = bytearray(len(paths)) if trees is None else trees
+        if not len(paths) == len(inodes) == len(trusted) == len(trees) == len(numbers) // 2:
             raise ValueError("inconsistent snapshot")
         self.paths, self.numbers, self.inodes, self.trusted = paths, numbers, inodes, trusted
+        self.trees = trees
 
     @classmethod
     def empty(cls, paths: list[str]) -> Saved:
@@ -158,14 +168,16 @@ class Saved:
         return cls(paths, array("q", bytes(16 * n)), array("Q", bytes(8 * n)), bytearray(n))
 
     @classmethod
-    def decode(cls, paths: list[str], numbers: bytes, inodes: bytes, trusted: bytes) -> Saved:
+    def decode(cls, paths: list[str], numbers: bytes, inodes: bytes, trusted: bytes,
+               trees: bytes) -> Saved:
         sizes_mtimes, inode_numbers = array("q"), array("Q")
         sizes_mtimes.frombytes(numbers)
         inode_numbers.frombytes(inodes)
-        return cls(paths, sizes_mtimes, inode_numbers, bytearray(trusted))
+        return cls(paths, sizes_mtimes, inode_numbers, bytearray(trusted), bytearray(trees))
 
     def encode(self) -> tuple:
-        return (self.paths, self.numbers.tobytes(), self.inodes.tobytes(), bytes(self.trusted))
+        return (self.paths, self.numbers.tobytes(), self.inodes.tobytes(), bytes(self.trusted),
+                bytes(self.trees))
 
     def put_absent(self, i: int) -> None:
         self.numbers[2 * i] = ABSENT
@@ -174,12 +186,27 @@ class Saved:
         self.trusted[i] = 1
 
     def put(self, i: int, record: FileRecord | None) -> bool:
-        """Set entry `i` from a record; False when there is none or it is a directory's."""
-        if record is None or record.digest.startswith("tree:"):
+        """Set entry `i` from a record; False when there is none."""
+        if record is None:
             return False
+        self.trees[i] = record.digest.startswith("tree:")
         self.numbers[2 * i] = record.size
         self.numbers[2 * i + 1] = record.mtime_ns
         self.inodes[i] = record.inode
         # see FileRecord.matches: a record made within a second of the change is not trusted
         self.trusted[i] = record.settled
         return True
+
+
+def _tree(path: str) -> _TreeStat:
+    """A folder's tree stat in the fields the loop compares (`st_size`, `st_mtime_ns`,
+    `st_ino`)."""
+    st = tree_stat(path)
+    return _TreeStat(st.size, st.mtime_ns, st.inode)
+
+
+class _TreeStat:
+    __slots__ = ("st_ino", "st_mtime_ns", "st_size")
+
+    def __init__(self, size: int, mtime_ns: int, inode: int):
+        self.st_size, self.st_mtime_ns, self.st_ino = size, mtime_ns, inode

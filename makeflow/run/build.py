@@ -12,13 +12,17 @@ from collections.abc import Callable, Iterable
 
 from makeflow import gcpause
 from makeflow.define.loader import Pipeline
+from makeflow.errors import UserError
 from makeflow.plan import uptodate
 from makeflow.plan.choosing import Chosen, choose
 from makeflow.plan.claims import refuse_outputs_outside
+from makeflow.plan.dynamic import waiting_on
+from makeflow.plan.graph import Graph
 from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan, skipped_steps
 from makeflow.plan.temp import stand_ins, temp_paths, with_temp_needed
+from makeflow.run import growing
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -101,8 +105,9 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
                 touch(plan, state, digests, result)
                 all_fresh(plan.skipped)
             else:
-                _run(pipeline, plan, state, digests, options, reporter, result, executor,
-                     recorder, all_fresh)
+                plan, digests = _run_parts(pipeline, targets, plan, state, digests, options,
+                                           reporter, result, executor, recorder, all_fresh)
+                graph = plan.graph
             outcome = "ok" if result.ok else "failed"
         except KeyboardInterrupt:
             outcome = "interrupted"
@@ -120,6 +125,56 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
             except (OSError, ValueError) as exc:
                 reporter.warning(f"could not write {digests.lock.path.name}: {exc}")
     return result
+
+
+def _run_parts(pipeline: Pipeline, targets: Iterable[str], plan: Plan, state: StateStore,
+               digests: Digests, options: BuildOptions, reporter: Reporter,
+               result: BuildResult, executor: ExecutorFactory, recorder: RunRecorder,
+               all_fresh: Callable[..., None]) -> tuple[Plan, Digests]:
+    """Run the plan; when stale checkpoints decide part of the graph, run the part before
+    them, plan again with what they wrote, and go on (run/growing.py). The last plan and
+    its digests are returned: the graph as it grew."""
+    targets = list(targets)
+    earlier: dict[str, list[str]] = {}  # the reasons of the steps run in earlier parts
+    deferred: list[str] = []
+    for _ in range(growing.MOST_PARTS):
+        if not plan.waiting:
+            _run(pipeline, plan, state, digests, options, reporter, result, executor,
+                 recorder, all_fresh)
+            deferred = []
+            break
+        part = growing.first_part(plan)
+        deferred = [s for s, step in plan.graph.steps.items()
+                    if s not in part.graph.steps and not step.rule.is_alias]
+        earlier.update(part.stale)  # before the run settles them
+        _run(pipeline, part, state, digests, options, reporter, result, executor,
+             recorder, lambda *_: None)
+        if not result.ok or not growing.ran_checkpoints(plan, part, result):
+            break  # a step failed, or `pull` could not restore a checkpoint: no growing
+        before, checkpoints = plan.graph, list(plan.waiting)
+        with gcpause.paused():
+            plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
+                                             options.clock(),
+                                             Chosen(options.forcerun, options.until))
+        plan = growing.without_done(plan, growing.done(result))
+        _cut_off([s for s in deferred if s in plan.graph.steps and s not in plan.stale],
+                 plan, result, recorder)
+        gone = growing.dropped(before, plan.graph)
+        if gone:
+            reporter.warning(growing.dropped_warning(gone, checkpoints))
+    growing.settle(result, deferred)
+    plan.stale = {**{s: why for s, why in earlier.items() if s in plan.graph.steps},
+                  **plan.stale}
+    result.plan = plan
+    return plan, digests
+
+
+def _cut_off(sids: list[str], plan: Plan, result: BuildResult, recorder: RunRecorder) -> None:
+    """Steps that waited for a checkpoint and turned out fresh once it had run: its output
+    came out the same for them (early cutoff, as below any step)."""
+    for sid in sids:
+        result.cut_off.append(sid)
+        recorder.cut_off(plan.graph.steps[sid])
 
 
 def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
@@ -182,6 +237,18 @@ def status(pipeline: Pipeline, targets: Iterable[str], now: float | None = None,
     return plan
 
 
+def _refuse_unknown(graph: Graph, plan: Plan) -> None:
+    """A function that could not open what a checkpoint writes is fine while that
+    checkpoint runs first; when it is fresh (or has just run), the failure is the user's."""
+    if not graph.unknown:
+        return
+    waiting = {sid for sids in plan.waiting.values() for sid in sids}
+    for sid, error in graph.unknown.items():
+        if sid not in waiting:
+            raise UserError(error.message, where=error.where, hint=error.hint)
+        plan.stale[sid] = ["inputs not known yet"]
+
+
 def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | None) -> None:
     """Mark the stale steps that a build would restore rather than run.
 
@@ -233,7 +300,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
         snapshot.save((key, state.version), graph, state,
                       [*(p for s in skipped for p in graph.steps[s].outputs.paths), *temp])
 
-    if suspects == []:
+    if suspects == [] and not graph.unknown:
         plan = Plan(graph, warnings=state.warnings, quick=True)
         skipped_steps(plan, state.skips)
         return plan, digests, all_fresh
@@ -249,6 +316,8 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
         plan = with_temp_needed(plan, digests.stand_ins,
                                 lambda more: make_plan(graph, state, digests, force, now,
                                                        forced=more))
+    plan.waiting = waiting_on(graph, plan.runnable)
+    _refuse_unknown(graph, plan)
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
     _say_skew(digests, state)
     plan.warnings = [*state.warnings, *digests.lock.warnings]

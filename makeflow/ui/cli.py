@@ -277,10 +277,14 @@ def list_command(rules_file: str | None, directory: str | None,
     default = pipeline.default_rule
     for r in pipeline.rules:
         kind = "shell" if r.shell is not None else "python" if r.func else "alias"
+        kind += ", checkpoint" if r.checkpoint else ""
         mark = " (default)" if r is default else ""
         click.echo(f"{r.name}{mark}  [{kind}, {r.where}]")
-        if r.inputs.paths:
-            click.echo("  inputs:  " + ", ".join(r.inputs.paths))
+        inputs = list(r.inputs.paths)
+        if r.dynamic is not None and r.dynamic.inputs is not None:
+            inputs.append("(what its inputs function returns)")
+        if inputs:
+            click.echo("  inputs:  " + ", ".join(inputs))
         if r.outputs.paths:
             click.echo("  outputs: " + ", ".join(r.outputs.paths))
 

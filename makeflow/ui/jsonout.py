@@ -33,12 +33,15 @@ def status_document(plan: Plan, commands: bool = False) -> dict[str, Any]:
     """The stale steps with their reasons (and commands), and the counts."""
     steps = plan.graph.steps
     stale = []
+    later = {s: c for c, sids in plan.waiting.items() for s in sids}
     for sid, why in plan.stale.items():
         step = steps[sid]
         if step.rule.is_alias:
             continue
         entry: dict[str, Any] = {"step": sid, "rule": step.rule.name, "reasons": list(why),
                                  "outputs": list(step.outputs.paths)}
+        if sid in later:  # listed as the checkpoint's last output calls for it
+            entry["after_checkpoint"] = later[sid]
         if commands:
             entry["command"] = step_command(step)
         stale.append(entry)
@@ -57,7 +60,8 @@ def list_document(pipeline: Pipeline) -> dict[str, Any]:
         kind = "shell" if r.shell is not None else "python" if r.func else "alias"
         rules.append({"name": r.name, "kind": kind, "where": r.where, "default": r is default,
                       "pattern": r.is_pattern, "inputs": list(r.inputs.paths),
-                      "outputs": list(r.outputs.paths), "metrics": list(r.metrics)})
+                      "outputs": list(r.outputs.paths), "metrics": list(r.metrics),
+                      "checkpoint": r.checkpoint})
     return {"file": str(pipeline.file), "rules": rules}
 
 

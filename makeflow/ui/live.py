@@ -64,8 +64,9 @@ class RichReporter(PlainReporter):
     def started(self, plan: Plan) -> None:
         super().started(plan)
         self.progress.update(self.task, total=self.total)
-        self.live = Live(self, console=self.console, refresh_per_second=8, transient=True)
-        self.live.start()
+        if self.live is None:  # again after a checkpoint: the same view, a longer bar
+            self.live = Live(self, console=self.console, refresh_per_second=8, transient=True)
+            self.live.start()
 
     def step_started(self, step: Step, why: list[str]) -> None:
         self.running[step.id] = time.monotonic()
@@ -115,6 +116,7 @@ class RichReporter(PlainReporter):
 
     def stopped(self) -> None:
         """Take the live view off the screen, which shows the cursor again."""
+        self.growing = False
         if self.live is not None:
             self.live.stop()
             self.live = None

@@ -60,14 +60,20 @@ def skip_lines(result: BuildResult, shown: set[str] = frozenset(), most: int = 1
 def plan_lines(plan: Plan, commands: bool = False) -> Iterator[str]:
     """One line per stale step, upstream first, with its reasons (and, with `commands`,
     a second line with what it runs). Made as they are written: a million lines are
-    never all in memory."""
+    never all in memory. Steps below a checkpoint that must run are listed as its last
+    output calls for them, and marked: they are known once it has run."""
     steps, restorable = plan.graph.steps, plan.restorable
+    later = {s: c for c, sids in plan.waiting.items() for s in sids}
     for sid, why in plan.stale.items():
         step = steps[sid]
         if step.rule.is_alias:
             continue
-        yield f"{sid}: {'; '.join(why)}" + (" (restorable from cache)" if sid in restorable
-                                            else "")
+        note = " (restorable from cache)" if sid in restorable else ""
+        if sid in plan.waiting:
+            note += " (a checkpoint: the steps below it are known once it has run)"
+        elif sid in later:
+            note += f" (not known until checkpoint {later[sid]} has run)"
+        yield f"{sid}: {'; '.join(why)}{note}"
         if commands:
             yield f"  $ {step_command(step)}"
 
@@ -136,6 +142,7 @@ class PlainReporter:
         self.count = 0
         self.dry_run = False
         self.shown_skips: set[str] = set()
+        self.growing = False  # started once in this build: the graph grew after a checkpoint
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -159,6 +166,12 @@ class PlainReporter:
                 self._line(f"{sid} skipped: {why}")
 
     def started(self, plan: Plan) -> None:
+        """A build's steps are planned; called again, within one build, for each part run
+        after a checkpoint (docs/dynamic.md): the count goes on, the total grows."""
+        if self.growing:
+            self.total += len(plan.runnable)
+            return
+        self.growing = True
         self.total = len(plan.runnable)
         self.count = 0
 
@@ -212,9 +225,11 @@ class PlainReporter:
             self._line(f"  | {line}")
 
     def stopped(self) -> None:
-        """Plain lines leave nothing to put back."""
+        """Plain lines leave nothing to put back; the next build counts from one."""
+        self.growing = False
 
     def finished(self, result: BuildResult) -> None:
+        self.growing = False
         if self.dry_run:
             self._line(f"{len(result.plan.runnable)} steps would run" if result.plan else "")
             return

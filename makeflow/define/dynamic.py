@@ -1,0 +1,185 @@
+"""Input and param functions: what a rule works out for each step when the graph is made.
+
+`inputs=lambda w: SHEET[w.sample]` (or one named input, or a param, as a function) is kept
+as a `Dynamic` beside the rule's fixed files; the resolver calls it with the step's
+wildcards. A function with no parameters is called with none: the usual form for a rule
+that reads what a checkpoint wrote (`inputs=lambda: expand(..., glob_wildcards(...))`).
+
+What a function returns counts, not its code: the files it names are the step's inputs
+(their paths and contents are in the step's fingerprint) and the values it gives are the
+step's params. Editing a function so that it returns the same reruns nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import sys
+import threading
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from makeflow.errors import UserError
+
+FUNCTION_TYPES = (types.FunctionType, types.MethodType, functools.partial)
+
+
+class WildcardValues(dict):
+    """A step's wildcards as a function receives them: `w.sample` or `w["sample"]`."""
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no wildcard {{{name}}}; this step has "
+                                 f"{', '.join(self) or 'none'}") from None
+
+
+@dataclass(frozen=True)
+class Dynamic:
+    """A rule's functions. `inputs` keeps the order the rule wrote: each item is a name
+    (None for unnamed) with either fixed paths or a function; `params` maps each param
+    given as a function to it."""
+
+    inputs: tuple[tuple[str | None, tuple[str, ...] | Callable[..., Any]], ...] | None
+    params: tuple[tuple[str, Callable[..., Any]], ...] = ()
+
+
+def is_function(value: Any) -> bool:
+    return isinstance(value, FUNCTION_TYPES)
+
+
+def has_functions(inputs: Any, params: Any) -> bool:
+    """Whether a rule's inputs or params use a function (the quick check, for every rule)."""
+    if is_function(inputs):
+        return True
+    if isinstance(inputs, Mapping) and any(is_function(v) for v in inputs.values()):
+        return True
+    return isinstance(params, Mapping) and any(is_function(v) for v in params.values())
+
+
+def takes_wildcards(func: Callable[..., Any]) -> bool:
+    """Whether the function wants the wildcards (one parameter) or nothing."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    return bool(positional)
+
+
+def describe(wildcards: Mapping[str, str]) -> str:
+    if not wildcards:
+        return "(no wildcards)"
+    return "with " + ", ".join(f"{k}={v!r}" for k, v in wildcards.items())
+
+
+class NotWrittenYet(UserError):
+    """A function failed opening a file that may not exist yet: if a checkpoint writes it,
+    the step waits for the checkpoint (plan/dynamic.py) instead of failing."""
+
+    def __init__(self, error: UserError, path: str):
+        super().__init__(error.message, where=error.where, hint=error.hint)
+        self.path = path
+
+
+def call(func: Callable[..., Any], what: str, rule_name: str, where: str,
+         wildcards: Mapping[str, str]) -> tuple[Any, list[str]]:
+    """Call one of a rule's functions; its value and what it read on the way (paths it
+    opened or listed, patterns it globbed), from which the resolver learns which
+    checkpoint's output it depends on.
+
+    A mistake inside the function is the user's: one paragraph naming the rule, what the
+    function was for and the wildcards, never a traceback.
+    """
+    with _tracking() as read:
+        try:
+            value = func(WildcardValues(wildcards)) if takes_wildcards(func) else func()
+        except UserError:
+            raise
+        except Exception as exc:
+            error = UserError(
+                f"rule {rule_name}: its {what} function failed {describe(wildcards)}: "
+                f"{type(exc).__name__}: {exc}",
+                where=_function_where(func, where),
+                hint=f"Fix the function, or make sure it handles every value of the wildcards "
+                     f"(rule {rule_name} is declared at {where}).",
+            )
+            missing = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+            if isinstance(missing, str):
+                read.append(_relative(missing))
+                raise NotWrittenYet(error, _relative(missing)) from None
+            raise error from None
+    return value, read
+
+
+def _function_where(func: Callable[..., Any], where: str) -> str:
+    """The function's own file:line when it has one (a lambda on the rule's line has)."""
+    code = getattr(getattr(func, "func", func), "__code__", None)
+    if code is None:
+        return where
+    file = where.rpartition(":")[0]
+    if code.co_filename.endswith(file) or file.endswith(code.co_filename):
+        return f"{file}:{code.co_firstlineno}"
+    return where
+
+
+_local = threading.local()  # what the functions being called in this thread read
+_READS = {"open", "os.listdir", "os.scandir", "glob.glob"}
+
+
+@contextlib.contextmanager
+def _tracking():
+    """Collect what the functions called inside the block read: every path opened or
+    listed (an audit hook sees `open()`, `Path.read_text()`, `os.scandir()`, ...) and
+    every pattern given to `glob_wildcards`."""
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+        _install_hook()
+    found: list[str] = []
+    stack.append(found)
+    try:
+        yield found
+    finally:
+        stack.pop()
+
+
+def note_glob(pattern: str) -> None:
+    """Called by `glob_wildcards`: tell every function being called what it globbed."""
+    for found in getattr(_local, "stack", ()):
+        found.append(pattern)
+
+
+_hooked: list[bool] = []
+
+
+def _install_hook() -> None:
+    """One audit hook for the process, doing nothing unless a function is being called in
+    its thread (an audit hook cannot be removed)."""
+    if _hooked:
+        return
+    _hooked.append(True)
+
+    def hook(event: str, args: tuple) -> None:
+        if event in _READS:
+            stack = getattr(_local, "stack", None)
+            if stack and args and isinstance(args[0], (str, os.PathLike)):
+                path = _relative(os.fspath(args[0]))
+                for found in stack:
+                    found.append(path)
+
+    sys.addaudithook(hook)
+
+
+def _relative(path: str) -> str:
+    """A path as the rules name it: relative to the working folder (the project's, while
+    the graph is made)."""
+    if os.path.isabs(path):
+        path = os.path.relpath(path)
+    return os.path.normpath(path).replace(os.sep, "/")

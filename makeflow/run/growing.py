@@ -1,0 +1,78 @@
+"""A graph that grows during one build: the part before a checkpoint runs first, then the
+build plans again with what the checkpoint wrote.
+
+`build()` runs the plan in parts. A stale checkpoint's output decides the steps below it
+(plan/dynamic.py), so the first part leaves them out; once every such checkpoint has run,
+the graph is resolved and planned again from the rules, the records and the files, as any
+build plans, and the next part runs. Steps already done in this build are not run again;
+steps the checkpoint no longer calls for are reported, their outputs left to `clean`.
+"""
+
+from __future__ import annotations
+
+from makeflow.plan.graph import Graph
+from makeflow.plan.staleness import Plan
+from makeflow.run.outcome import BuildResult
+
+MOST_PARTS = 1000  # a checkpoint below a checkpoint below ...: far more than any pipeline
+
+
+def first_part(plan: Plan) -> Plan:
+    """The plan without the steps that wait for a checkpoint that must run first."""
+    later: set[str] = set().union(*plan.waiting.values())
+    whole = plan.graph
+    steps = {sid: step for sid, step in whole.steps.items() if sid not in later}
+    graph = Graph(steps, {sid: whole.upstream[sid] for sid in steps}, whole.producer,
+                  whole.sources, [t for t in whole.targets if t not in later])
+    part = Plan(graph, {sid: why for sid, why in plan.stale.items() if sid not in later},
+                plan.warnings)
+    part.restorable = plan.restorable
+    part.forced = {sid: why for sid, why in plan.forced.items() if sid not in later}
+    part.skipped = {sid: why for sid, why in plan.skipped.items() if sid not in later}
+    return part
+
+
+def done(result: BuildResult) -> set[str]:
+    """The steps this build has settled: they do not run again when the graph grows."""
+    return {*result.ran, *result.restored, *result.cut_off}
+
+
+def ran_checkpoints(plan: Plan, part: Plan, result: BuildResult) -> bool:
+    """Whether every checkpoint of this part is settled, so planning again learns more
+    (`pull` may leave one not run: it restores, it never runs)."""
+    settled = done(result)
+    return all(c in settled for c in plan.waiting if c in part.graph.steps)
+
+
+def without_done(plan: Plan, settled: set[str]) -> Plan:
+    """A plan made after a checkpoint ran, less the steps this build already settled (an
+    `always=True` checkpoint, or `-B`, would otherwise run them again)."""
+    for sid in settled:
+        plan.stale.pop(sid, None)
+        plan.forced.pop(sid, None)
+    for sids in plan.waiting.values():
+        sids[:] = [s for s in sids if s not in settled]
+    plan.waiting = {c: s for c, s in plan.waiting.items() if c not in settled and s}
+    return plan
+
+
+def dropped(before: Graph, after: Graph) -> list[str]:
+    """Steps the graph had before a checkpoint ran and no longer has."""
+    return [sid for sid, step in before.steps.items()
+            if sid not in after.steps and not step.rule.is_alias]
+
+
+def dropped_warning(gone: list[str], checkpoints: list[str]) -> str:
+    shown = ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else "")
+    return (f"after checkpoint {', '.join(checkpoints)} ran, {len(gone)} step(s) are no "
+            f"longer part of the build: {shown}; their outputs are left in place "
+            "(`makeflow clean` removes them)")
+
+
+def settle(result: BuildResult, deferred: list[str]) -> None:
+    """The result of a build run in parts, counted once: a step that ran in one part is
+    fresh in the next, and steps left waiting for a checkpoint that failed did not run."""
+    settled = done(result) | set(result.failed)
+    result.fresh = [s for s in dict.fromkeys(result.fresh) if s not in settled]
+    result.not_run = list(dict.fromkeys(
+        [s for s in [*result.not_run, *deferred] if s not in settled]))
