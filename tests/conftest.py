@@ -78,6 +78,32 @@ def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
 
 
+RESTORABLE = """\
+    from makeflow import config, rule
+
+    rule("prepare", outputs="data.txt", shell="echo data > {outputs}")
+
+    @rule(inputs="data.txt", outputs="model.txt", params={"alpha": config["alpha"]})
+    def train(step):
+        step.outputs[0].write_text(f"model {step.params.alpha}")
+
+    rule("evaluate", inputs="model.txt", outputs="score.txt", shell="wc -c {inputs} > {outputs}")
+    rule("all", inputs="score.txt", default=True)
+"""
+
+
+def restore_by_changing_back(project: Project) -> Project:
+    """Build, change a param, build, change it back, build: the last build restores the
+    steps from the run cache instead of running them."""
+    project.rules(RESTORABLE)
+    for alpha in ("0.1", "0.3", "0.1"):
+        project.write("makeflow.toml", f"alpha = {alpha}\n")
+        done = project.run("build")
+        assert done.code == 0, done.text
+    assert "restored" in done.text
+    return project
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """An S3 endpoint served by moto on 127.0.0.1, started and stopped here.

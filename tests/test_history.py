@@ -15,6 +15,8 @@ import pytest
 
 from makeflow.store import history
 
+from conftest import restore_by_changing_back
+
 PIPELINE = """\
     from makeflow import rule, StepError
 
@@ -72,6 +74,21 @@ def test_a_build_records_each_step_with_its_outcome_and_measurements(failing):
     assert "the reason is here" in broken.log_tail
     assert broken.recipe.startswith("echo about to fail")
     assert steps["after"].reasons == ["never ran", "upstream: broken"]
+
+
+def test_a_step_restored_from_the_run_cache_is_recorded_as_restored(project):
+    run = last_run(restore_by_changing_back(project))
+    steps = {s.step: s for s in run.steps}
+    assert {k: s.status for k, s in steps.items()} == {"train": "restored",
+                                                       "evaluate": "restored"}
+    train = steps["train"]
+    assert train.reasons == ["parameter alpha: 0.3 → 0.1"]
+    assert train.params == {"alpha": 0.1} and train.recipe.startswith("code:")
+    assert train.started <= train.finished and train.cpu is None
+    assert run.counts["restored"] == 2 and run.counts["ran"] == 0
+    assert run.fresh == ["prepare"]
+    listed = json.loads(project.run("runs", "--json").out)
+    assert listed["runs"][0]["counts"]["restored"] == 2
 
 
 def test_a_python_steps_peak_is_its_own_not_the_workers(project):

@@ -10,6 +10,8 @@ import shutil
 
 import pytest
 
+from conftest import restore_by_changing_back
+
 FAILING = """\
     from makeflow import rule
 
@@ -123,6 +125,32 @@ def test_report_of_a_failed_build_in_chromium(failed_build, browser, tmp_path):
     assert '"alpha":0.5' in details and "code:" in details
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    assert errors(browser.get_log("browser")) == []
+
+
+def test_report_shows_a_step_restored_from_the_run_cache(project, browser, tmp_path):
+    """Build, change a parameter, build, change it back, build: the last run's report shows
+    the restored steps as restored, in the summary, the graph and the table."""
+    restore_by_changing_back(project)
+    done = project.run("report", "-o", "restored.html")
+    assert done.code == 0, done.text
+    logs = open_report(browser, project.root / "restored.html")
+    assert errors(logs) == []
+    assert step_ids(browser) == {"prepare", "train", "evaluate"}
+    assert browser.find_element("id", "count-restored").text == "2"
+    assert browser.find_element("id", "count-ran").text == "0"
+    assert browser.find_element("id", "count-fresh").text == "1"
+    nodes = browser.find_elements("css selector", "#graph .node")
+    classes = {n.get_attribute("data-key"): n.get_attribute("class").split() for n in nodes}
+    assert "restored" in classes["train"] and "restored" in classes["evaluate"]
+    assert "fresh" in classes["prepare"]
+    rows = {r.get_attribute("data-step"): r.text
+            for r in browser.find_elements("css selector", "#steps-body tr")}
+    assert "restored" in rows["train"] and "parameter alpha: 0.3 → 0.1" in rows["train"]
+    browser.find_element("css selector", "tr[data-step='train']").click()
+    details = browser.find_element("id", "details").text
+    assert "restored" in details and '"alpha":0.1' in details
+    assert browser.save_screenshot(str(tmp_path / "restored.png"))
     assert errors(browser.get_log("browser")) == []
 
 

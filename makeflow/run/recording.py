@@ -12,6 +12,7 @@ import os
 import shlex
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ class RunRecorder:
             self._guard(lambda: setattr(self, "recorder", Recorder(db, command_line(),
                                                                     targets, keep)))
         self.reasons: dict[str, list[str]] = {}
+        self.since: dict[str, float] = {}  # when a restore from the run cache began
         self.tries: dict[str, list[JobResult]] = {}
         self.seen: set[str] = set()  # skipped steps already in the history
 
@@ -113,6 +115,13 @@ class RunRecorder:
 
     def started(self, step: Step, why: list[str]) -> None:
         self.reasons[step.id] = list(why)
+        self.since[step.id] = time.time()
+
+    def restored(self, step: Step) -> None:
+        """A stale step whose outputs came from the run cache instead of a run."""
+        self._step(StepEntry(step.id, step.rule.name, "restored", self.reasons.pop(step.id, []),
+                             started=self.since.pop(step.id, None), finished=time.time(),
+                             recipe=shown_command(step), params=params_of(step)))
 
     def retrying(self, step: Step, result: JobResult | None) -> None:
         if result is not None:
@@ -165,6 +174,7 @@ class RunRecorder:
 
     def _add(self, step: Step, status: str, result: JobResult | None, job: Job | None,
              error: str = "", tail: str = "") -> None:
+        self.since.pop(step.id, None)
         tries = [*self.tries.pop(step.id, []), *([result] if result is not None else [])]
         cpus = [t.cpu for t in tries if t.cpu is not None]
         peaks = [t.peak_rss for t in tries if t.peak_rss is not None]
@@ -208,6 +218,7 @@ class NoRecorder:
     run_id = 0
 
     def started(self, step: Step, why: list[str]) -> None: ...
+    def restored(self, step: Step) -> None: ...
     def retrying(self, step: Step, result: JobResult | None) -> None: ...
     def ran(self, step: Step, result: JobResult, job: Job | None = None,
             status: str = "ran", skipped: str = "") -> None: ...

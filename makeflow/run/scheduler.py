@@ -241,12 +241,12 @@ class Run:
             self._done(sid, "cut_off" if cut_off else "fresh")
             return
         self.plan.stale[sid] = why
+        self.recorder.started(step, why)  # the reasons, for a restore or a run
         if self._restore(step):
             return
         if self.options.restore_only:  # `pull`: what the caches do not have waits to run
             return
         self.reporter.step_started(step, why)
-        self.recorder.started(step, why)
         self._submit(step, executor)
 
     def _restore(self, step: Step) -> bool:
@@ -290,6 +290,7 @@ class Run:
         self.state.record_step(step.id, record,
                                {**self.digests.take_hashed(), **restored.outputs})
         self.reporter.step_restored(step)
+        self.recorder.restored(step)
         self._done(step.id, "restored")
 
     def _cache_warnings(self) -> None:
