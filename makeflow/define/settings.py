@@ -15,6 +15,9 @@ does not change it (the command line has its own options for these).
     shell_prefix = "set -euo pipefail;"
     executor = "local"                # or "dask" (docs/cluster.md)
     scheduler = "tcp://host:8786"     # a running Dask cluster's scheduler
+    keep_runs = 100                   # run history kept: builds (0 keeps all)...
+    keep_days = 90                    # ...and days
+    mlflow = "sqlite:///mlflow.db"    # log each build to MLflow (also --mlflow, MAKEFLOW_MLFLOW)
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Settings:
     scheduler: str | None = None
     keep_runs: int | float | None = None  # run history kept (0 keeps all); None: default
     keep_days: int | float | None = None
+    mlflow: str | None = None  # an MLflow tracking URI: each build is logged there
 
     def cache_root(self, project: Path) -> Path:
         """Where the local cache lives: `cache_dir` (MAKEFLOW_CACHE_DIR first), relative to
@@ -58,11 +62,13 @@ class Settings:
 _KINDS = {"remote": str, "push": bool, "cache": bool, "cache_dir": str,
           "cache_max_size": (str, int), "cache_link": bool, "shell": str, "shell_prefix": str,
           "executor": str, "scheduler": str, "keep_runs": (int, float),
-          "keep_days": (int, float)}
+          "keep_days": (int, float), "mlflow": str}
 _CHOICES = {"executor": ("local", "dask")}
 _EXAMPLES = {"shell": 'shell = "bash" (or "sh", "zsh")',
              "shell_prefix": 'shell_prefix = "set -euo pipefail;"',
-             "remote": 'remote = "s3://bucket/prefix"', "cache_max_size": 'cache_max_size = "10GB"'}
+             "remote": 'remote = "s3://bucket/prefix"',
+             "mlflow": 'mlflow = "sqlite:///mlflow.db"',
+             "cache_max_size": 'cache_max_size = "10GB"'}
 
 
 def parse_settings(table: Any, where: str) -> Settings:

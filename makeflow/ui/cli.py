@@ -35,9 +35,18 @@ from makeflow.ui.cli_options import (
     remote_option,
 )
 from makeflow.ui.cli_sharing import cache_command, pull_command, push_command
+from makeflow.ui.cli_tracking import build_and_log, log_to_mlflow, mlflow_option, mlflow_uri
 from makeflow.ui.graphs import render
 from makeflow.ui.plain import batches, plan_lines
 from makeflow.ui.view import make_reporter
+
+
+def warn(text: str) -> None:
+    click.echo(f"warning: {text}", err=True)
+
+
+def say(text: str) -> None:
+    click.echo(text, err=True)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -103,6 +112,7 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
               help="Upload what this build made to the remote cache.")
 @click.option("--no-cache", is_flag=True,
               help="Run stale steps instead of restoring them, and cache nothing.")
+@mlflow_option
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
@@ -110,7 +120,7 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
                   forcerun: tuple[str, ...], until: tuple[str, ...], touch: bool,
                   keep_going: bool, quiet: bool, no_wait: bool, print_commands: bool,
                   as_json: bool, remote: str | None, push: bool | None,
-                  no_cache: bool) -> None:
+                  no_cache: bool, mlflow: str | None) -> None:
     """Bring TARGETS (files or rule names; default: the default rule) up to date.
 
     A stale step whose result is in the run cache (local, or the remote when one is set)
@@ -125,8 +135,11 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
     options = BuildOptions(jobs=base.jobs, dry_run=dry_run, force=force,
                            keep_going=keep_going, wait=not no_wait, remote=remote, push=push,
                            cache=not no_cache, forcerun=forcerun, until=until, touch=touch)
+    uri = None if dry_run else mlflow_uri(pipeline, mlflow)
     reporter = make_reporter(sys.stdout, quiet, print_commands, as_json)
     result = build(pipeline, targets, options, reporter, choice)
+    if uri:  # synchronous: done before a quick exit could skip anything
+        log_to_mlflow(uri, pipeline, result, targets, warn, None if quiet else say)
     if dry_run or result.plan is None or not result.plan.runnable:
         keep(pipeline, result)  # nothing ran: no executor or cluster to close at exit
     if not result.ok:
@@ -378,11 +391,12 @@ def _no_log_for_alias(pipeline: Pipeline, name: str) -> None:
               help="Poll for changes instead of using the system's file events.")
 @click.option("--schedule", "cron", metavar="CRON",
               help='Also build at these times, e.g. "0 23 * * SUN" (cron, local time).')
+@mlflow_option
 @handle_errors
 def watch_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
                   scheduler: str | None, debounce: float, poll: bool,
-                  cron: str | None) -> None:
+                  cron: str | None, mlflow: str | None) -> None:
     """Build TARGETS, then rebuild what is stale whenever a source, the rules or the
     config change, until Ctrl-C."""
     from makeflow.ui.watch_screen import PlainScreen
@@ -394,9 +408,11 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
     schedule = Schedule(cron) if cron is not None else None
     pipeline = open_pipeline(rules_file, directory, overrides)
     options, choice = executor_for(pipeline, jobs, executor, scheduler)
+    build_fn = functools.partial(build, executor=choice)
+    if mlflow_uri(pipeline, mlflow):  # checked now, then for each build's rules
+        build_fn = functools.partial(build_and_log, mlflow, build_fn)
     watcher = Watcher(pipeline, targets, screen=PlainScreen(sys.stdout), options=options,
-                      debounce=debounce, poll=poll, schedule=schedule,
-                      build_fn=functools.partial(build, executor=choice))
+                      debounce=debounce, poll=poll, schedule=schedule, build_fn=build_fn)
     try:
         watcher.run()
     except KeyboardInterrupt as exc:
