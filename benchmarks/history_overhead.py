@@ -8,9 +8,11 @@ builds. Taking turns spreads the noise of a shared machine over both. It reports
 median wall time and the median CPU time (user + system of makeflow and every process it
 waited for, from os.wait4), which other load on the machine disturbs far less.
 
-Usage: python benchmarks/history_overhead.py --before PATH --after PATH
+Usage: python benchmarks/history_overhead.py --before PATH --after PATH [--also NAME=PATH]
        [--sizes 1000,10000] [--repeat 5] [--workdir /tmp/makeflow-history-bench]
-where PATH is a makeflow executable (e.g. a virtualenv's bin/makeflow).
+where PATH is a makeflow executable (e.g. a virtualenv's bin/makeflow, or a script that
+runs one). `--also` adds more installs to the turns (e.g. an older version of the
+history); every row is compared with `before`.
 """
 
 from __future__ import annotations
@@ -71,26 +73,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="makeflow without the run history")
     parser.add_argument("--after", required=True, help="makeflow with the run history")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                        help="another install to take turns with (compared with before)")
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--kinds", default="makeflow,makeflow-py")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/makeflow-history-bench"))
     args = parser.parse_args()
     installs = {"before": args.before, "after": args.after}
-    print("| pipeline | phase | wall before | wall after | wall change | CPU before | "
-          "CPU after | CPU change |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    installs.update(item.split("=", 1) for item in args.also)
+    print("| pipeline | phase | install | wall | wall change | CPU | CPU change |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
         for kind in args.kinds.split(","):
             times = measure(size, kind, installs, args.repeat, args.workdir)
             for phase in ("scratch", "no-op"):
-                b, a = times["before"][phase], times["after"][phase]
-                wb, wa = (statistics.median(w for w, _ in x) for x in (b, a))
-                cb, ca = (statistics.median(c for _, c in x) for x in (b, a))
-                print(f"| {kind}, wide, N = {size:,} | {phase} | {wb:.3f} s | {wa:.3f} s | "
-                      f"{(wa / wb - 1) * 100:+.1f} % | {cb:.3f} s | {ca:.3f} s | "
-                      f"{(ca / cb - 1) * 100:+.1f} % |", flush=True)
-
+                base = times["before"][phase]
+                wb, cb = (statistics.median(x[i] for x in base) for i in (0, 1))
+                for name in installs:
+                    got = times[name][phase]
+                    wall, cpu = (statistics.median(x[i] for x in got) for i in (0, 1))
+                    change = (f"{(wall / wb - 1) * 100:+.1f} %", f"{(cpu / cb - 1) * 100:+.1f} %") \
+                        if name != "before" else ("", "")
+                    print(f"| {kind}, wide, N = {size:,} | {phase} | {name} | {wall:.3f} s | "
+                          f"{change[0]} | {cpu:.3f} s | {change[1]} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -225,6 +225,27 @@ def test_a_killed_build_keeps_the_steps_that_finished(project):
     assert "unfinished" in project.run("runs").out
 
 
+def test_a_history_that_cannot_be_written_costs_no_step_record(project):
+    """The history's rows share the step records' transaction, in a savepoint of their own:
+    when SQLite refuses them, the build warns, and still keeps what its steps made."""
+    project.rules(ONE_STEP.replace("rule(\"a\"", "rule(\"b\", outputs=\"b.txt\", "
+                                   "shell=\"echo b > {outputs}\")\nrule(\"a\""))
+    assert project.run("build", "a.txt").code == 0
+    with sqlite3.connect(project.root / ".makeflow/state.db") as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON run_steps "
+                   "BEGIN SELECT RAISE(ABORT, 'no room for the history'); END")
+    done = project.run("build", "b.txt")
+    assert done.code == 0, done.text
+    assert "the run history could not be written (no room for the history)" in done.text
+    assert "Traceback" not in done.text
+    assert project.read("b.txt") == "b\n"
+    done = project.run("build", "b.txt")  # the step record was kept: nothing runs
+    assert done.code == 0 and "ran 0" in done.text, done.text
+    with history.reading(project.root) as db:  # the second build is not in it
+        assert [(r.id, r.targets) for r in history.runs(db)] == [(2, ["b.txt"]),
+                                                                (1, ["a.txt"])]
+
+
 def test_watch_builds_are_recorded_too(project):
     from makeflow import BuildOptions, load
     from makeflow.watch.watcher import Watcher

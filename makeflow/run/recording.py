@@ -168,26 +168,40 @@ class RunRecorder:
             recorder = self.recorder
             self._guard(lambda: recorder.finish(outcome, result.fresh, values))
 
+    def rider(self) -> Callable[[], None] | None:
+        """What writes the pending rows inside the state store's next transaction (see
+        StateStore.flush); it never raises."""
+        recorder = self.recorder
+        if recorder is None or not recorder.pending:
+            return None
+        return lambda: self._guard(recorder.write_inside)
+
     def flush(self) -> None:
-        if self.recorder is not None:
+        """Write what the state store's transaction did not take (a failed step's row)."""
+        if self.recorder is not None and self.recorder.pending:
             self._guard(self.recorder.flush)
 
     def _add(self, step: Step, status: str, result: JobResult | None, job: Job | None,
              error: str = "", tail: str = "") -> None:
         self.since.pop(step.id, None)
-        tries = [*self.tries.pop(step.id, []), *([result] if result is not None else [])]
-        cpus = [t.cpu for t in tries if t.cpu is not None]
-        peaks = [t.peak_rss for t in tries if t.peak_rss is not None]
-        last = tries[-1] if tries else None
+        earlier = self.tries.pop(step.id, None)
+        if earlier is None:  # the usual case: one attempt, one result
+            first = last = result
+            cpu = None if result is None else result.cpu
+            peak = None if result is None else result.peak_rss
+            attempts = 1
+        else:
+            tries = [*earlier, *([result] if result is not None else [])]
+            first, last, attempts = tries[0], tries[-1], len(tries)
+            cpus = [t.cpu for t in tries if t.cpu is not None]
+            peaks = [t.peak_rss for t in tries if t.peak_rss is not None]
+            cpu, peak = (sum(cpus) if cpus else None), (max(peaks) if peaks else None)
         self._step(StepEntry(
             step.id, step.rule.name, status, self.reasons.pop(step.id, []),
-            started=tries[0].started if tries else None,
-            finished=last.finished if last else None,
-            cpu=sum(cpus) if cpus else None, peak_rss=max(peaks) if peaks else None,
-            exit_status=last.exit_status if last else None, attempts=max(1, len(tries)),
-            worker=getattr(last, "worker", None) or None, error=error,
-            log=log_path(step.id) if error else "",  # else the usual place: see log_path
-            log_tail=tail, recipe=_ran_command(step, job), params=params_of(step)))
+            first.started if first else None, last.finished if last else None, cpu, peak,
+            last.exit_status if last else None, attempts, (last.worker or None) if last else None,
+            error, log_path(step.id) if error else "",  # else the usual place: see log_path
+            tail, _ran_command(step, job), params_of(step)))
 
 
 def _ran_command(step: Step, job: Job | None) -> str:
@@ -225,4 +239,5 @@ class NoRecorder:
     def failed(self, step: Step, error: str, result: JobResult | None,
                job: Job | None = None) -> None: ...
     def cut_off(self, step: Step) -> None: ...
+    def rider(self) -> None: ...
     def flush(self) -> None: ...

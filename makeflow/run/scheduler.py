@@ -216,13 +216,14 @@ class Run:
             self._start(sid, executor)
 
     def _flush(self) -> None:
+        """Write what finished, step records and history rows in one transaction."""
         try:
-            self.state.flush()
+            self.state.flush(self.recorder.rider())
         except StoreError as exc:
             exc.hint = ((exc.hint + "\n") if exc.hint else "") + (
                 "The steps that finished since the last write run again next time.")
             raise
-        self.recorder.flush()  # the run history: it warns, never fails the build
+        self.recorder.flush()  # rows the state store did not take: it warns, never fails
 
     def _due_retries(self, executor: Executor) -> None:
         while self.retry_at and self.retry_at[0][0] <= time.monotonic():

@@ -2,8 +2,9 @@
 
 Kept in the state store's database (`.makeflow/state.db`), in tables of their own with
 their own schema version, so a change here never invalidates the step records. Rows wait
-in memory and are written when the build writes its step records (before it waits for a
-running step), so a crash loses at most the steps in flight. History writes never count
+in memory and are written in the same transaction as the build's step records (before it
+waits for a running step), so a crash loses at most the steps in flight and a step costs
+no commit of its own. History writes never count
 as a new generation of the store: the no-op shortcut stays valid after a build is logged.
 
 A build that finds nothing to do writes one row; the steps that stayed fresh are kept as a
@@ -43,6 +44,7 @@ DROP = "DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS run_steps;"
 STEP_COLUMNS = ("step", "rule", "status", "reasons", "started", "finished", "cpu",
                 "peak_rss", "exit_status", "attempts", "worker", "error", "log", "log_tail",
                 "recipe", "params")
+INSERT_STEP = "INSERT OR REPLACE INTO run_steps VALUES (" + ",".join("?" * 17) + ")"
 STATUSES = ("ran", "restored", "failed", "skipped", "cut_off", "fresh")
 LOG_TAIL_BYTES = 4096
 
@@ -178,15 +180,31 @@ class Recorder:
         return known[1]
 
     def flush(self) -> None:
-        """Write the steps recorded since the last flush, in one transaction."""
+        """Write the steps recorded since the last flush, in a transaction of their own."""
+        if not self.pending:
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            self.write_inside()
+
+    def write_inside(self) -> None:
+        """Write the pending rows inside a transaction the caller holds (the state store's,
+        with its step records), in a savepoint: when they fail, only they are undone, and
+        the error is raised for the caller to report."""
         if not self.pending:
             return
         rows, self.pending = self.pending, []
-        with self.db:
-            self.db.execute("BEGIN")
+        begun = self.begun
+        self.db.execute("SAVEPOINT history")
+        try:
             self._begin()
-            self.db.executemany(
-                "INSERT OR REPLACE INTO run_steps VALUES (" + ",".join("?" * 17) + ")", rows)
+            self.db.executemany(INSERT_STEP, rows)
+        except sqlite3.Error:
+            self.begun = begun
+            self.db.execute("ROLLBACK TO history")
+            raise
+        finally:
+            self.db.execute("RELEASE history")
 
     def _begin(self) -> None:
         """The run's own row, marked running until `finish` (a killed build leaves it so)."""

@@ -293,8 +293,9 @@ class StateStore:
             (_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
             for p, r in files.items())
 
-    def flush(self) -> None:
-        """Write the recorded steps in one transaction."""
+    def flush(self, rider: Callable[[], object] | None = None) -> None:
+        """Write the recorded steps in one transaction; `rider`, which never raises, writes
+        the run history's rows in it too (one commit per wait), when there are steps."""
         if not self._pending_steps and not self._pending_files and not self._skips.pending:
             return
         steps, files = self._pending_steps, self._pending_files
@@ -305,8 +306,11 @@ class StateStore:
             self.db.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?)", steps)
             self.db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", files)
             write_skips(self.db, skips)
+            if rider is not None:
+                rider()
 
         self._write(write)
+
 
     def forget_step(self, step_id: str) -> None:
         """Drop a step's record, so it counts as never run (its outputs are suspect)."""
