@@ -89,6 +89,8 @@ def test_a_step_restored_from_the_run_cache_is_recorded_as_restored(project):
     assert run.fresh == ["prepare"]
     listed = json.loads(project.run("runs", "--json").out)
     assert listed["runs"][0]["counts"]["restored"] == 2
+    newest = project.run("runs").out.splitlines()[1].split()
+    assert newest[0] == "3" and newest[5:8] == ["0", "2", "0"]  # ran, restored, failed
 
 
 def test_a_python_steps_peak_is_its_own_not_the_workers(project):

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from conftest import restore_by_changing_back
+
 PIPELINE = """\
     from makeflow import config, rule
 
@@ -82,6 +84,20 @@ def test_build_json_streams_one_object_per_line(pipeline):
     assert summary["run"] == 1 and sorted(summary["ran"]) == ["prepare", "train"]
     assert all(e["version"] == 1 and e["time"] > 0 for e in events)
     assert "ran 2" not in done.out  # no human lines on stdout
+
+
+def test_build_json_names_the_steps_restored_from_the_run_cache(project):
+    restore_by_changing_back(project)  # alpha 0.1, 0.3, 0.1: the cache holds both
+    project.write("makeflow.toml", "alpha = 0.3\n")
+    done = project.run("build", "--json")
+    assert done.code == 0, done.text
+    events = [json.loads(line) for line in done.out.splitlines()]
+    restored = [e["step"] for e in events if e["event"] == "step_restored"]
+    assert sorted(restored) == ["evaluate", "train"]
+    assert not [e for e in events if e["event"] == "step_started"]
+    summary = events[-1]
+    assert summary["event"] == "build_finished" and summary["ran"] == []
+    assert sorted(summary["restored"]) == ["evaluate", "train"] and summary["fresh"] == 1
 
 
 def test_build_json_dry_run_and_warnings_stay_json(pipeline):

@@ -134,7 +134,7 @@ class JsonReporter:
                             else None, reason=why, decided=False)
         self._event("build_finished", ok=result.ok, run=result.run_id or None,
                     seconds=round(result.seconds, 6), ran=list(result.ran),
-                    cut_off=list(result.cut_off), failed=dict(result.failed),
-                    not_run=list(result.not_run), fresh=len(result.fresh),
-                    retried=dict(result.retried), skipped=dict(result.skipped),
-                    touched=list(result.touched))
+                    restored=list(result.restored), cut_off=list(result.cut_off),
+                    failed=dict(result.failed), not_run=list(result.not_run),
+                    fresh=len(result.fresh), retried=dict(result.retried),
+                    skipped=dict(result.skipped), touched=list(result.touched))
