@@ -1,12 +1,13 @@
-"""What recording the run history costs: two installs of makeflow, one before the history
-existed and one with it, built in turns on the same generated pipelines.
+"""What recording the run history costs: two installs of makeflow, one without the history
+and one with it, built in turns on the same generated pipelines.
 
 For each size and each pipeline kind (`makeflow`: shell steps, `makeflow-py`: Python
 steps) it generates a fresh copy per install, then alternates between the installs
 --repeat times: a scratch build (after removing outputs and state) and three no-op
 builds. Taking turns spreads the noise of a shared machine over both. It reports the
 median wall time and the median CPU time (user + system of makeflow and every process it
-waited for, from os.wait4), which other load on the machine disturbs far less.
+waited for, from os.wait4), which other load on the machine disturbs less, and the median
+of the per-turn CPU ratios (each turn builds with every install back to back).
 
 Usage: python benchmarks/history_overhead.py --before PATH --after PATH [--also NAME=PATH]
        [--sizes 1000,10000] [--repeat 5] [--workdir /tmp/makeflow-history-bench]
@@ -82,21 +83,28 @@ def main() -> None:
     args = parser.parse_args()
     installs = {"before": args.before, "after": args.after}
     installs.update(item.split("=", 1) for item in args.also)
-    print("| pipeline | phase | install | wall | wall change | CPU | CPU change |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| pipeline | phase | install | wall | wall change | CPU | CPU change | "
+          "paired CPU change |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
         for kind in args.kinds.split(","):
             times = measure(size, kind, installs, args.repeat, args.workdir)
             for phase in ("scratch", "no-op"):
-                base = times["before"][phase]
-                wb, cb = (statistics.median(x[i] for x in base) for i in (0, 1))
                 for name in installs:
-                    got = times[name][phase]
-                    wall, cpu = (statistics.median(x[i] for x in got) for i in (0, 1))
-                    change = (f"{(wall / wb - 1) * 100:+.1f} %", f"{(cpu / cb - 1) * 100:+.1f} %") \
-                        if name != "before" else ("", "")
-                    print(f"| {kind}, wide, N = {size:,} | {phase} | {name} | {wall:.3f} s | "
-                          f"{change[0]} | {cpu:.3f} s | {change[1]} |", flush=True)
+                    print(f"| {kind}, wide, N = {size:,} | {phase} | {name} | "
+                          + row(times["before"][phase], times[name][phase]), flush=True)
+
+
+def row(base: list[tuple[float, float]], got: list[tuple[float, float]]) -> str:
+    """Medians and their change from `before`; the paired change is the median of each
+    turn's ratio, which cancels the load that both installs met in the same turn."""
+    wb, cb = (statistics.median(x[i] for x in base) for i in (0, 1))
+    wall, cpu = (statistics.median(x[i] for x in got) for i in (0, 1))
+    if got is base:
+        return f"{wall:.3f} s |  | {cpu:.3f} s |  |  |"
+    paired = statistics.median(g[1] / b[1] for b, g in zip(base, got, strict=True))
+    return (f"{wall:.3f} s | {(wall / wb - 1) * 100:+.1f} % | {cpu:.3f} s | "
+            f"{(cpu / cb - 1) * 100:+.1f} % | {(paired - 1) * 100:+.1f} % |")
 
 if __name__ == "__main__":
     main()

@@ -113,6 +113,29 @@ def test_a_python_steps_peak_is_its_own_not_the_workers(project):
     assert steps["light"].peak_rss < 100e6
 
 
+def test_the_meter_agrees_with_the_kernels_high_water_mark(monkeypatch):
+    """A Python step's peak comes from /proc/self/status after a page fault, else from the
+    resident size at the reset: both agree with the kernel's VmHWM, and a big step's peak
+    does not stay with the next one."""
+    from makeflow.run.executors import JobResult, jobs
+    from makeflow.run.executors.jobs import Meter, _peak_now
+
+    reads = []
+    monkeypatch.setattr(jobs, "_peak_now", lambda: reads.append(1) or _peak_now())
+
+    done = JobResult(True, 0.0, 0.0, 0)
+    meter = Meter()
+    data = b"x" * 60_000_000  # every page written: resident
+    del data
+    big = meter.stop(done).peak_rss
+    assert abs(big - _peak_now()) < 1_000_000 and big > 60_000_000
+    for _ in range(200):  # most of these take no page fault: the quick way
+        small = Meter().stop(done).peak_rss
+        assert 0 < small <= _peak_now() < small + 1_000_000
+    assert small < big - 50_000_000
+    assert 1 <= len(reads) < 100  # the big step read the mark; most small ones did not
+
+
 def test_no_op_build_is_one_row_and_keeps_the_shortcut(failing):
     failing.write("Makeflow.py", failing.read("Makeflow.py").replace("exit 4",
                                                                       "echo ok > {outputs}"))

@@ -154,6 +154,7 @@ class Recorder:
         self.warnings = prepare(db)
         self.pending: list[tuple] = []
         self._params: dict[int, tuple[dict[str, Any], str]] = {}
+        self._reasons: dict[tuple[str, ...], str] = {}
         self.counts = dict.fromkeys(STATUSES, 0)
         self.started = clock()
         self.begun = False  # the run's row is written with the first steps, or at the end
@@ -165,11 +166,21 @@ class Recorder:
         """Remember one step's outcome; written at the next `flush()`."""
         self.counts[entry.status] = self.counts.get(entry.status, 0) + 1
         self.pending.append((self.run_id, _text(entry.step), _text(entry.rule), entry.status,
-                             json.dumps(entry.reasons), entry.started, entry.finished,
+                             self._reasons_json(entry.reasons), entry.started, entry.finished,
                              entry.cpu, entry.peak_rss, entry.exit_status, entry.attempts,
                              entry.worker, _text(entry.error), _text(entry.log),
                              _text(entry.log_tail[-LOG_TAIL_BYTES:]), _text(entry.recipe),
                              self._params_json(entry.params)))
+
+    def _reasons_json(self, reasons: list[str]) -> str:
+        """Reasons as JSON; most steps of a build share a few lists ("never ran")."""
+        key = tuple(reasons)
+        known = self._reasons.get(key)
+        if known is None:
+            known = json.dumps(reasons)
+            if len(self._reasons) < 256:
+                self._reasons[key] = known
+        return known
 
     def _params_json(self, params: dict[str, Any]) -> str:
         """Parameters as JSON, worked out once per dict: the steps of a rule share theirs."""
