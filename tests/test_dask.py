@@ -247,3 +247,24 @@ def test_a_cluster_that_goes_away_stops_the_build_and_keeps_what_finished(projec
     assert "Traceback" not in out + err
     stale = project.run("status", "slow.txt").out
     assert "stale  slow" in stale and "first" not in stale and "second" not in stale
+
+
+def test_the_run_history_says_which_worker_ran_each_step(project, cluster):
+    project.rules('''
+        from makeflow import rule
+        rule("shell", outputs="a.txt", shell="echo a > {outputs}")
+
+        @rule(inputs="a.txt", outputs="b.txt")
+        def python(step):
+            step.outputs[0].write_text("b")
+        ''')
+    done = project.run("build", "--scheduler", cluster, "b.txt")
+    assert done.code == 0, done.text
+    from makeflow.store import history
+
+    with history.reading(project.root) as db:
+        run = history.run(db)
+    workers = worker_addresses(cluster)
+    assert {s.step: s.status for s in run.steps} == {"shell": "ran", "python": "ran"}
+    assert all(s.worker in workers for s in run.steps), [s.worker for s in run.steps]
+    assert all(s.cpu is not None and s.peak_rss for s in run.steps)
