@@ -11,7 +11,8 @@ ways take turns, R times each, on a fresh store every time:
   the step records' (how the history was first written);
 - `shared transaction`: the history's rows written in the step records' transaction (now).
 
-It reports the median CPU time (time.process_time) per step of each, and the time the
+It also times what a no-op build spends on the history (its one row). It reports the
+median CPU time (time.process_time) per step of each, and the time the
 Python worker's meter (CPU and peak memory of a step) takes per step (median and least of
 R timings, on a loaded machine the least is the closest to its own cost). A trivial Python
 step costs about 1 to 2 ms of CPU in a whole build (history_overhead.py), so 20 µs is 1 to 2 %.
@@ -76,6 +77,18 @@ def replay(root: Path, pipeline, steps: list[Step], every: int, mode: str) -> fl
         return time.process_time() - started
 
 
+def noop_cost(root: Path, pipeline, steps: list[Step], repeat: int) -> float:
+    """CPU seconds a no-op build spends on the history: opening it and its one row."""
+    times = []
+    with StateStore(root) as state:
+        for _ in range(repeat):
+            started = time.process_time()
+            recorder = RunRecorder(state.db, pipeline, [])
+            recorder.finish(BuildResult(fresh=[s.id for s in steps]), None, "ok")
+            times.append(time.process_time() - started)
+    return statistics.median(times)
+
+
 def meter_cost(repeat: int, number: int = 2000) -> tuple[float, float]:
     """Seconds per step of the worker's meter (a start and a stop): median and least."""
     result = JobResult(True, 0.0, 0.001, 0)
@@ -102,6 +115,7 @@ def main() -> None:
             for mode in (modes if turn % 2 == 0 else reversed(modes)):
                 times[mode].append(replay(root, pipeline, steps, args.wait_every, mode)
                                    / len(steps))
+        noop = noop_cost(root, pipeline, steps, args.repeat)
     base = statistics.median(times["no history"])
     print(f"{len(steps):,} steps, a flush every {args.wait_every}, median of {args.repeat}:\n")
     print("| recording | CPU per step | added by the history |")
@@ -113,6 +127,8 @@ def main() -> None:
     median, least = meter_cost(args.repeat)
     print(f"| the worker's meter (CPU and peak of a Python step) | {median * 1e6:.1f} µs "
           f"(least {least * 1e6:.1f} µs) | all of it |")
+    print(f"| a no-op build's one row (per build, not per step) | {noop * 1e3:.2f} ms | "
+          "all of it |")
 
 
 if __name__ == "__main__":
