@@ -6,6 +6,7 @@ Shared by every executor, so a step behaves the same locally and on a cluster.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import re
@@ -303,8 +304,7 @@ class Meter:
         peak = _peak_now() if faulted or self.resident is None else self.resident
         if kids.ru_maxrss > self.children_peak:
             peak = max(peak or 0, kids.ru_maxrss * 1024)
-        return JobResult(result.ok, result.started, result.finished, result.exit_status,
-                         result.error, result.worker, _cpu(me, kids) - self.start, peak)
+        return dataclasses.replace(result, cpu=_cpu(me, kids) - self.start, peak_rss=peak)
 
 
 def _cpu(me: resource.struct_rusage, kids: resource.struct_rusage) -> float:
