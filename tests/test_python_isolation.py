@@ -97,3 +97,27 @@ def test_workers_run_the_loaded_rules_and_helpers_after_they_change_on_disk(proj
     fresh = load(project.root / "Makeflow.py")
     assert build_loaded(fresh).ran == ["write"]
     assert project.read("out.txt") == "changed v2"
+
+
+def test_makeflow_started_by_a_relative_path_runs_python_steps(project, tmp_path_factory):
+    """`../../venv/bin/makeflow build`: the program's own path passes through the project
+    folder (`/project/../venv/...`); it is not a project module to forget between loads."""
+    import os
+
+    launcher = tmp_path_factory.mktemp("bin") / "makeflow-launcher"
+    launcher.write_text("import sys\nfrom makeflow.ui.cli import main\n"
+                        "if __name__ == '__main__':\n    sys.exit(main())\n")  # a console script
+    project.write("in.txt", "x")
+    project.rules('''
+        from makeflow import rule
+
+        @rule(inputs="in.txt", outputs="out.txt")
+        def copy(step):
+            step.outputs[0].write_text(step.inputs[0].read_text() + "!")
+    ''')
+    relative = os.path.relpath(launcher, project.root)
+    assert relative.startswith("..")
+    done = subprocess.run([sys.executable, relative, "build"], cwd=project.root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert project.read("out.txt") == "x!"

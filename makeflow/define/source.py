@@ -47,6 +47,9 @@ class Sources:
         return known
 
     def _is_project_file(self, filename: str) -> bool:
+        # `/project/../venv/bin/makeflow` (a program started by a relative path) is not
+        # the project's: compare the path as it resolves, `..` and all
+        filename = os.path.normpath(filename)
         if not filename.startswith(self.prefix) or filename.startswith(_MAKEFLOW + os.sep):
             return False
         parts = filename[len(self.prefix):].split(os.sep)
@@ -89,6 +92,8 @@ def purge(sources: Sources) -> None:
     of another project named like them (never an installed one), so the next load imports
     the files as they are now."""
     for name, module in list(sys.modules.items()):
+        if name in ("__main__", "__mp_main__"):  # the running program, never a rule's module
+            continue
         file = getattr(module, "__file__", None) or ""
         ours = sources.owns(file) or name == "Makeflow"
         if ours or (file and not _installed(file, sources)

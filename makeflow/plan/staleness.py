@@ -156,12 +156,14 @@ def params_of(step: Step) -> dict[str, Any]:
 
 
 def current_fingerprint(step: Step, digests: Digests) -> str:
+    """The step's fingerprint now. An input listed twice counts once, as in its record (a
+    dict of path -> digest), so a record and the files it describes always agree."""
     known = facts(step.rule)
     digests.state.prefetch(step.inputs.paths)
     get = digests.get
     return fingerprint_of(
         known.recipe, known.params_json,
-        [(p, get(p)) for p in step.inputs.paths],
+        [(p, get(p)) for p in dict.fromkeys(step.inputs.paths)],
         [(p, get(p)) for p in step.outputs.paths],
     )
 
