@@ -349,3 +349,58 @@ def test_pull_restores_the_checkpoint_then_what_its_output_calls_for(project, tm
     project.write("n.txt", "5\n")  # no cached split for this: nothing below can be known
     done = project.run("pull", "--remote", remote)
     assert done.code == 0 and "not run 5" in done.out, done.text
+
+
+TEMP_ACROSS_PARTS = """
+import os
+from makeflow import rule, expand, glob_wildcards
+
+rule("prep", inputs="seed.txt", outputs="big.txt", temp=True,
+     shell="cat {inputs} {inputs} > {outputs}")
+rule("early", inputs="big.txt", outputs="early.txt", shell="wc -l < {inputs} > {outputs}")
+
+@rule(inputs="n.txt", outputs="clusters", checkpoint=True)
+def split(step):
+    os.makedirs(step.outputs[0], exist_ok=True)
+    for i in range(int(step.inputs[0].read_text())):
+        (step.outputs[0] / f"{i}.txt").write_text(f"cluster {i}\\n")
+
+rule("per", inputs=["clusters/{c}.txt", "big.txt"], outputs="per/{c}.txt",
+     shell="cat {inputs} > {outputs}")
+
+rule("total", inputs=lambda: ["early.txt", *expand("per/{c}.txt",
+                                                   c=glob_wildcards("clusters/{c}.txt").c)],
+     outputs="total.txt", shell="cat {inputs} > {outputs}", default=True)
+"""
+
+
+def test_a_temporary_file_read_after_a_checkpoint_lives_until_its_last_reader(project):
+    """A temp file read before the checkpoint and by steps the checkpoint calls for is
+    deleted only once the last of them, in the grown graph, has run."""
+    project.write("n.txt", "2\n")
+    project.write("seed.txt", "s\n")
+    project.rules(TEMP_ACROSS_PARTS)
+    result = project.build()
+    assert result.ok, result.output
+    assert sorted(result.ran) == sorted(["prep", "early", "split", *per(0, 1), "total"])
+    assert project.read("per/1.txt") == "cluster 1\ns\ns\n"
+    assert not project.exists("big.txt")  # its last reader ran: deleted
+    again = project.build()
+    assert again.ran == [], again.output
+
+
+def test_a_held_temporary_file_goes_when_the_grown_part_has_nothing_to_run(project):
+    """The checkpoint reran with the same output: the steps below are cut off, and the temp
+    file its part held is deleted all the same, leaving a no-op next."""
+    project.write("n.txt", "2\n")
+    project.write("seed.txt", "s\n")
+    project.rules(TEMP_ACROSS_PARTS)
+    assert project.build().ok
+    project.rules(TEMP_ACROSS_PARTS.replace("wc -l < {inputs}", "wc -l < {inputs} | cat"))
+    project.write("n.txt", "2 \n")  # the checkpoint reruns, and writes the same clusters
+    result = project.build()
+    assert result.ok, result.output
+    assert sorted(result.ran) == ["early", "prep", "split"], result.output
+    assert sorted(result.cut_off) == [*per(0, 1), "total"], result.output
+    assert not project.exists("big.txt")
+    assert project.build().ran == []

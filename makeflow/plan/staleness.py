@@ -319,6 +319,9 @@ class Plan:
     skipped: dict[str, str] = field(default_factory=dict)
     # a stale checkpoint -> the steps below it, not known until it has run (plan/dynamic.py)
     waiting: dict[str, list[str]] = field(default_factory=dict)
+    # the part of a plan that runs before its checkpoints (run/growing.py): the steps they
+    # call for, which may read this part's temporary files too, come later in the build
+    before_checkpoint: bool = False
 
     def is_stale(self, step_id: str) -> bool:
         return step_id in self.stale

@@ -22,7 +22,7 @@ from makeflow.plan.graph_cache import cache_key, resolve_cached
 from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan, skipped_steps
 from makeflow.plan.temp import stand_ins, temp_paths, with_temp_needed
-from makeflow.run import growing
+from makeflow.run import growing, temp
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -188,6 +188,9 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
                         if not graph.steps[s].rule.is_alias and s not in plan.skipped]
         result.skipped = {s: why for s, why in plan.skipped.items()
                           if not graph.steps[s].rule.is_alias}
+        if result.temp_held and not plan.before_checkpoint:
+            for warning in temp.release(result.temp_held, digests):
+                reporter.warning(warning)
         if not plan.quick and not options.force:
             all_fresh(result.skipped)
         return

@@ -29,6 +29,7 @@ def first_part(plan: Plan) -> Plan:
     part.restorable = plan.restorable
     part.forced = {sid: why for sid, why in plan.forced.items() if sid not in later}
     part.skipped = {sid: why for sid, why in plan.skipped.items() if sid not in later}
+    part.before_checkpoint = True
     return part
 
 

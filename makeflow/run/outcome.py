@@ -48,6 +48,9 @@ class BuildResult:
     not_run: list[str] = field(default_factory=list)
     touched: list[str] = field(default_factory=list)  # `--touch`: recorded, not run
     skipped: dict[str, str] = field(default_factory=dict)  # by `Skip`, or below one: why
+    # temporary files whose readers so far have run, kept while a checkpoint may still call
+    # for more of them (run/temp.py)
+    temp_held: list[str] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)
     remote_error: str | None = None  # the remote cache failed (the build went on without)
     plan: Plan | None = None

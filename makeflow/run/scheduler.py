@@ -91,7 +91,8 @@ class Run:
                                if not graph.steps[sid].rule.is_alias}
         self.skipping: set[str] = set()  # skipped while this build runs, aliases too
         self.position = {sid: i for i, sid in enumerate(graph.steps) if sid in stale}
-        self.temp = temp.TempFiles(graph, set(self.position))
+        self.temp = temp.TempFiles(graph, set(self.position), self.result.temp_held,
+                                   self.plan.before_checkpoint)
         self.waiting = {sid: 0 for sid in self.position}
         self.downstream: dict[str, list[str]] = {sid: [] for sid in self.position}
         for sid in self.position:
@@ -111,6 +112,7 @@ class Run:
         self.reporter.started(self.plan)
         say_where(executor, self.reporter)
         self.ready = [(self.position[s], s) for s, n in self.waiting.items() if n == 0]
+        self._temp_done(None)
         try:
             self._loop(executor)
         except KeyboardInterrupt as exc:
@@ -456,9 +458,10 @@ class Run:
                 self._taken_back(future)
                 self._put_back(running.step)
 
-    def _temp_done(self, sid: str) -> None:
-        """Delete the temporary files whose last reader in this build this step was."""
-        for path in self.temp.finished(sid):
+    def _temp_done(self, sid: str | None) -> None:
+        """Delete the temporary files whose last reader in this build this step was (with
+        None: those whose readers all ran in an earlier part of the build)."""
+        for path in self.temp.finished(sid) if sid else self.temp.earlier_due():
             self.digests.removed_temp(path)
             warning = temp.remove(path)
             if warning:

@@ -12,26 +12,45 @@ from __future__ import annotations
 import os
 
 from makeflow.plan.graph import Graph
+from makeflow.plan.staleness import Digests
 from makeflow.plan.temp import temp_paths, wanted
 from makeflow.store import fs
 
 
 class TempFiles:
-    """How many readers each temporary file still waits for, in one build."""
+    """How many readers each temporary file still waits for, in one build.
 
-    def __init__(self, graph: Graph, waiting: set[str]):
-        """`waiting`: the steps that will run or be checked again in this build."""
+    A build that grows (run/growing.py) runs in parts, and the steps a checkpoint calls for
+    may read a temporary file of an earlier part: a part before a checkpoint holds the
+    files that fall due in `held` instead of deleting them, and the next part deletes
+    those that none of its own steps reads before it starts (`earlier_due`).
+    """
+
+    def __init__(self, graph: Graph, waiting: set[str], held: list[str] | None = None,
+                 hold: bool = False):
+        """`waiting`: the steps that will run or be checked again in this part; `held`:
+        files an earlier part held, kept in this list while `hold` is set."""
         self.readers: dict[str, int] = {}
         self.by_step: dict[str, list[str]] = {}
+        self.held = held if held is not None else []
+        self.hold = hold
         asked = wanted(graph)
         temp = {p for step in graph.steps.values() for p in temp_paths(step) if p not in asked}
-        if not temp:
-            return
-        for sid in waiting:
+        for sid in waiting if temp else ():
             for path in dict.fromkeys(graph.steps[sid].inputs.paths):
                 if path in temp:
                     self.readers[path] = self.readers.get(path, 0) + 1
                     self.by_step.setdefault(sid, []).append(path)
+
+    def earlier_due(self) -> list[str]:
+        """Files an earlier part held that no step of this part reads: due now, unless
+        this part is before a checkpoint too."""
+        if self.hold:
+            return []
+        due = [p for p in dict.fromkeys(self.held)
+               if p not in self.readers and os.path.lexists(p)]
+        self.held.clear()
+        return due
 
     def finished(self, sid: str) -> list[str]:
         """The step is done: the temporary files it was the last reader of, to delete."""
@@ -40,7 +59,22 @@ class TempFiles:
             self.readers[path] -= 1
             if self.readers[path] == 0 and os.path.lexists(path):
                 due.append(path)
+        if self.hold:
+            self.held.extend(due)
+            return []
         return due
+
+
+def release(held: list[str], digests: Digests) -> list[str]:
+    """Delete the files an earlier part held when the last part runs nothing (its steps
+    all came out fresh); the warnings of those that could not be deleted."""
+    warnings = []
+    for path in dict.fromkeys(held):
+        if os.path.lexists(path):
+            digests.removed_temp(path)
+            warnings.append(remove(path))
+    held.clear()
+    return [w for w in warnings if w]
 
 
 def remove(path: str) -> str:
