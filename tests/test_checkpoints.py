@@ -404,3 +404,26 @@ def test_a_held_temporary_file_goes_when_the_grown_part_has_nothing_to_run(proje
     assert sorted(result.cut_off) == [*per(0, 1), "total"], result.output
     assert not project.exists("big.txt")
     assert project.build().ran == []
+
+
+SKIPPING_CHECKPOINT = CLUSTERS.replace(
+    "    os.makedirs(step.outputs[0], exist_ok=True)\n",
+    "    from makeflow import Skip\n"
+    "    if step.inputs[0].read_text().strip() == '0':\n"
+    "        raise Skip('no clusters today')\n"
+    "    os.makedirs(step.outputs[0], exist_ok=True)\n")
+
+
+def test_a_checkpoint_that_skips_skips_what_waits_for_it_in_the_same_build(project):
+    project.write("n.txt", "0\n")
+    project.rules(SKIPPING_CHECKPOINT)
+    result = project.build()
+    assert result.ok, result.output
+    assert result.not_run == [], result.output
+    assert set(result.skipped) == {"split", "total"}, result.output
+    again = project.build()
+    assert again.ran == [] and set(again.skipped) == {"split", "total"}, again.output
+    project.write("n.txt", "2\n")
+    grown = project.build()
+    assert sorted(grown.ran) == sorted(["split", *per(0, 1), "total"]), grown.output
+    assert grown.skipped == {}, grown.output

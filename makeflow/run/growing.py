@@ -40,8 +40,10 @@ def done(result: BuildResult) -> set[str]:
 
 def ran_checkpoints(plan: Plan, part: Plan, result: BuildResult) -> bool:
     """Whether every checkpoint of this part is settled, so planning again learns more
-    (`pull` may leave one not run: it restores, it never runs)."""
-    settled = done(result)
+    (`pull` may leave one not run: it restores, it never runs). A checkpoint that skipped
+    itself is settled too: planning again finds the steps below it skipped, as the next
+    build would."""
+    settled = done(result) | set(result.skipped)
     return all(c in settled for c in plan.waiting if c in part.graph.steps)
 
 
