@@ -64,6 +64,24 @@ def test_a_deleted_output_is_restored(project):
     assert project.read("report.txt") == project.read("model.txt")
 
 
+@pytest.mark.parametrize("link", [False, True])
+def test_a_restored_output_is_a_hard_link_only_when_cache_link_is_set(project, link):
+    from makeflow.store.cas import Cas
+    from makeflow.store.hashing import hash_file
+
+    setup(project)
+    if link:
+        project.write("makeflow.toml", "alpha = 0.1\n[makeflow]\ncache_link = true\n")
+    project.build()
+    digest = hash_file(str(project.root / "report.txt"))
+    os.unlink(project.root / "report.txt")
+    assert project.build().restored == ["report"]
+    blob = Cas(project.root / ".makeflow" / "cache").path(digest)
+    same = os.stat(project.root / "report.txt").st_ino == os.stat(blob).st_ino
+    assert same is link
+    assert project.read("report.txt") == project.read("model.txt")
+
+
 def test_a_corrupt_local_blob_is_not_restored_and_the_step_runs(project):
     from makeflow.store.cas import Cas
     from makeflow.store.hashing import hash_file
