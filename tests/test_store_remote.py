@@ -129,19 +129,30 @@ def test_an_unknown_protocol_is_a_remote_error():
         Remote("nosuchproto://x")
 
 
-def test_a_large_upload_reports_its_progress(tmp_path):
-    import io
-
-    from makeflow.ui.plain import TransferMeter
-
+def test_transfers_report_each_blob_with_its_size(tmp_path, url):
+    """Every back end tells the progress callback each chunk: which blob, which way, how
+    far, out of how much (read from the open file, not asked again)."""
     cas = Cas(tmp_path / "cas")
     big = tmp_path / "big"
-    big.write_bytes(os.urandom(40 << 20))
+    big.write_bytes(os.urandom(9 << 20))
     digest = cas.put(str(big))
-    (tmp_path / "remote").mkdir()
-    out = io.StringIO()
-    meter = TransferMeter(out)
-    Remote((tmp_path / "remote").as_uri(), progress=meter).upload(cas, [digest])
-    meter.done()
-    assert meter.total == 40 << 20
-    assert "transferred 41.9 MB\n" in out.getvalue()
+    events: list[tuple] = []
+    lock = threading.Lock()
+
+    def progress(*event):
+        with lock:
+            events.append(event)
+
+    remote = Remote(url, progress=progress)
+    remote.check(create=True)
+    remote.upload(cas, [digest])
+    other = Cas(tmp_path / "other")
+    remote.download(other, [digest])
+    sent = [e for e in events if e[1]]
+    got = [e for e in events if not e[1]]
+    for moved in (sent, got):
+        assert {e[0] for e in moved} == {digest}
+        assert {e[3] for e in moved} == {9 << 20}
+        assert [e[2] for e in moved] == sorted(e[2] for e in moved)
+        assert moved[-1][2] == 9 << 20 and len(moved) >= 3  # 4 MiB chunks
+    assert other.path(digest).read_bytes() == big.read_bytes()

@@ -200,8 +200,11 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
     settings = pipeline.settings
     cache = None
     if options.cache and (settings.cache or options.restore_only):
+        from makeflow.run.transfers import Transfers
+
+        show = options.progress or getattr(reporter, "transfer", None)
         cache = open_cache(pipeline.root, settings, options.remote, options.push,
-                           options.progress)
+                           Transfers(show))
         if options.restore_only:
             cache.hints = lock_hints(plan.graph, digests.lock)
     try:

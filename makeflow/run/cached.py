@@ -16,7 +16,6 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 from makeflow.define.settings import Settings
 from makeflow.plan.cachekey import record_key
 from makeflow.plan.graph import Graph, Step
+from makeflow.run.transfers import Transfers
 from makeflow.store import fs
 from makeflow.store.cas import BlobError
 from makeflow.store.lockfile import LockFile, record_of
@@ -54,9 +54,9 @@ class BuildCache:
     """The local run cache, and the remote behind it, for one build."""
 
     def __init__(self, local: RunCache, remote_url: str | None = None, push: bool = False,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Transfers | None = None):
         self.local = local
-        self.progress = progress
+        self.progress = progress or Transfers(None)
         self.remote_url = remote_url
         self.push = push and remote_url is not None
         self._remote = None
@@ -124,9 +124,10 @@ class BuildCache:
 
         try:
             if hint is not None:
+                self.progress.name(hint.outputs, self.local.cas)
                 remote.download(self.local.cas, hint.outputs.values())
                 return hint
-            record = remote.pull_run(self.local.cas, key)
+            record = self._pull(remote, key)
         except RemoteError as exc:
             self._fail(exc)
             return None
@@ -138,6 +139,17 @@ class BuildCache:
         if record.log and not self.local.cas.has(record.log):
             record = RunRecord(record.step, record.outputs, None, record.seconds)
         self.local.put(key, record)
+        return record
+
+    def _pull(self, remote, key: str) -> RunRecord | None:
+        """The remote's record of `key` with its blobs fetched into the local store."""
+        record = remote.get_record(key)
+        if record is not None:
+            self.progress.name(record.outputs, self.local.cas)
+            remote.download(self.local.cas, record.outputs.values())
+            if record.log:
+                with contextlib.suppress(BlobError):
+                    remote.download(self.local.cas, [record.log])
         return record
 
     def restore(self, step: Step, key: str, log: str) -> Restored:
@@ -207,6 +219,7 @@ class BuildCache:
         from makeflow.store.remote import RemoteError
 
         try:
+            self.progress.name(record.outputs, self.local.cas)
             remote.push_run(self.local.cas, key, record)
         except RemoteError as exc:
             self._fail(exc)
@@ -252,7 +265,7 @@ def _placed(path: str, digest: str) -> FileRecord:
 
 def open_cache(root: Path, settings: Settings, remote_option: str | None = None,
                push: bool | None = None,
-               progress: Callable[[int], None] | None = None) -> BuildCache:
+               progress: Transfers | None = None) -> BuildCache:
     """The cache a build in `root` uses, from its settings and the command line's."""
     local = RunCache(settings.cache_root(root), link=settings.cache_link)
     url = remote_url(remote_option, settings)

@@ -30,7 +30,8 @@ class BuildOptions:
     remote: str | None = None  # the shared cache's URL; None: MAKEFLOW_REMOTE or the setting
     push: bool | None = None  # upload what this build made; None: the `push` setting
     restore_only: bool = False  # `pull`: restore what the caches have, run nothing
-    progress: Callable[[int], None] | None = None  # told of the bytes each transfer moves
+    # told of big files' transfers (name, sending, done, total); default: the reporter's
+    progress: Callable[[str, bool, int, int], None] | None = None
     forcerun: tuple[str, ...] = ()  # rules or files whose steps run, fresh or not
     until: tuple[str, ...] = ()  # rules or files: build only the steps leading to them
     touch: bool = False  # record the existing outputs of stale steps as fresh, run nothing

@@ -27,6 +27,10 @@ class Reporter(Protocol):
     def step_retrying(self, step: Step, error: str, attempt: int, retries: int,
                       delay: float) -> None: ...
     def finished(self, result: BuildResult) -> None: ...
+    def transfer(self, name: str, sending: bool, done: int, total: int) -> None:
+        """A big file moving to (`sending`) or from the remote cache: `done` of `total`
+        bytes so far; called from transfer threads, at most twice a second per file, and
+        once more when it is done. Optional: a reporter without it shows none."""
     def stopped(self) -> None:
         """The build ended with an error or a signal, before `finished`: put the screen
         back as it was (a live view shows the cursor again)."""

@@ -4,7 +4,7 @@ results to and from the shared remote (`makeflow push`, `makeflow pull`)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from makeflow.define.loader import Pipeline
@@ -15,6 +15,7 @@ from makeflow.run.build import build, status
 from makeflow.run.cached import remote_url
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.reporter import Reporter
+from makeflow.run.transfers import Show, Transfers
 from makeflow.store.cas import BlobError
 from makeflow.store.runcache import RunCache, RunRecord
 from makeflow.store.state import StateStore
@@ -81,8 +82,7 @@ def _need_remote(pipeline: Pipeline, option: str | None, command: str) -> str:
 
 
 def pull(pipeline: Pipeline, targets: Iterable[str], remote: str | None,
-         reporter: Reporter, jobs: int = 8,
-         progress: Callable[[int], None] | None = None) -> BuildResult:
+         reporter: Reporter, jobs: int = 8, progress: Show | None = None) -> BuildResult:
     """Restore the outputs of TARGETS' steps from the caches without running anything:
     steps whose results the local or remote run cache holds, or whose makeflow.lock entry
     matches their inputs. Each restored step is recorded, so a build after it runs nothing.
@@ -103,9 +103,10 @@ class Pushed:
 
 
 def push(pipeline: Pipeline, targets: Iterable[str], remote: str | None,
-         progress: Callable[[int], None] | None = None) -> Pushed:
+         progress: Show | None = None) -> Pushed:
     """Upload the current outputs and records of TARGETS' fresh steps to the remote
-    (blobs first, then records; what it has already is not sent again)."""
+    (blobs first, then records; what it has already is not sent again). `progress` is
+    told of each big file's transfer."""
     from makeflow.store.remote import Remote, RemoteError
 
     url = _need_remote(pipeline, remote, "push")
@@ -122,8 +123,11 @@ def push(pipeline: Pipeline, targets: Iterable[str], remote: str | None,
                 done.skipped.append(sid)
             else:
                 runs.append(run)
+    transfers = Transfers(progress)
+    for _, record in runs:
+        transfers.name(record.outputs, cache.cas)
     try:
-        target = Remote(url, progress=progress)
+        target = Remote(url, progress=transfers)
         target.check(create=True)
         done.new = target.push_runs(cache.cas, runs)
     except RemoteError as exc:

@@ -36,7 +36,9 @@ WORKERS = 8
 # minutes, before it warns and goes on locally.
 S3_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
 
-Progress = Callable[[int], None]  # called with each chunk's size in bytes
+# Told of every chunk a blob transfer moves: (digest, sending, bytes done, bytes in all),
+# from the transfer threads; the run stage turns it into progress of big files.
+Progress = Callable[[str, bool, int, int], None]
 
 
 class RemoteError(Exception):
@@ -146,7 +148,8 @@ class Remote:
         if not src.is_file():
             raise BlobError(f"no blob {digest} in {cas.root} to upload")
         with open(src, "rb") as f:
-            return int(self._put_stream(f, blob_key(digest), progress))
+            meter = _meter(progress or self.progress, digest, True, os.fstat(f.fileno()).st_size)
+            return int(self._put_stream(f, blob_key(digest), meter))
 
     def _get_blob(self, cas: Cas, digest: str, progress: Progress | None) -> int:
         tmp = cas._tmp_name()
@@ -154,7 +157,8 @@ class Remote:
             try:
                 with self.fs.open(self._path(blob_key(digest)), "rb") as src, \
                         open(tmp, "wb") as dst:
-                    _copy(src, dst, progress or self.progress)
+                    _copy(src, dst, _meter(progress or self.progress, digest, False,
+                                           _size(src)))
             except FileNotFoundError:
                 raise BlobError(f"the remote {self.url} has no blob {digest}") from None
             except Exception as exc:
@@ -173,9 +177,8 @@ class Remote:
 
         return self._put_stream(io.BytesIO(data), key, None)
 
-    def _put_stream(self, src, key: str, progress: Progress | None) -> bool:
+    def _put_stream(self, src, key: str, progress: Chunks | None) -> bool:
         path = self._path(key)
-        progress = progress or self.progress
         try:
             if self.local:
                 return self._put_local(src, path, progress)
@@ -189,7 +192,7 @@ class Remote:
         except Exception as exc:
             raise self._error(exc) from None
 
-    def _put_local(self, src, path: str, progress: Progress | None) -> bool:
+    def _put_local(self, src, path: str, progress: Chunks | None) -> bool:
         """A folder: write a temporary file, then hard-link it to its name, which fails
         if the name exists, so readers never see a partial file and the first one wins."""
         if os.path.exists(path):
@@ -235,7 +238,38 @@ class Remote:
         return record
 
 
-def _copy(src, dst, progress: Progress | None) -> None:
+Chunks = Callable[[int], None]  # one transfer's meter: told each chunk's size
+
+
+def _meter(progress: Progress | None, digest: str, sending: bool,
+           total: int) -> Chunks | None:
+    """The per-chunk callback of one blob's transfer, counting towards `total`."""
+    if progress is None:
+        return None
+    done = 0
+
+    def chunk(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(digest, sending, done, total)
+
+    return chunk
+
+
+def _size(f) -> int:
+    """The size of an open remote file (0 when it cannot say), without another request."""
+    with contextlib.suppress(Exception):
+        size = getattr(f, "size", None)
+        if isinstance(size, int):
+            return size
+        where = f.tell()
+        end = f.seek(0, os.SEEK_END)
+        f.seek(where)
+        return int(end)
+    return 0
+
+
+def _copy(src, dst, progress: Chunks | None) -> None:
     while chunk := src.read(CHUNK):
         dst.write(chunk)
         if progress is not None:

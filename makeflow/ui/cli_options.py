@@ -19,7 +19,7 @@ from makeflow.define.loader import Pipeline, find_rules_file, load
 from makeflow.errors import Interrupted, MakeflowError, Terminated
 from makeflow.run.build import BuildOptions
 from makeflow.run.executors.choose import EXECUTORS, SCHEDULER_ENV, Choice, choose
-from makeflow.ui.plain import TransferMeter
+from makeflow.ui.plain import TransferLines
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -127,9 +127,9 @@ def project_root(rules_file: str | None, directory: str | None) -> Path:
                            directory or early.get("directory")).parent
 
 
-def transfer_meter() -> TransferMeter | None:
-    """A byte count of big transfers on stderr, when it is a terminal."""
-    return TransferMeter(sys.stderr) if sys.stderr.isatty() else None
+def transfer_lines() -> TransferLines:
+    """Big files' transfers on stderr, for commands without a build's reporter (push)."""
+    return TransferLines(sys.stderr)
 
 
 def size_text(n: int) -> str:

@@ -12,7 +12,7 @@ from makeflow.ui.cli_options import (
     project_options,
     remote_option,
     size_text,
-    transfer_meter,
+    transfer_lines,
 )
 from makeflow.ui.view import make_reporter
 
@@ -33,11 +33,9 @@ def pull_command(rules_file: str | None, directory: str | None, overrides: tuple
     """
     from makeflow.run.share import pull
 
-    meter = transfer_meter()
+    # big files' transfers show in the build's view: live rows or lines on stderr
     result = pull(open_pipeline(rules_file, directory, overrides), targets, remote,
-                  make_reporter(sys.stdout, quiet), progress=meter)
-    if meter is not None:
-        meter.done()
+                  make_reporter(sys.stdout, quiet))
     if result.not_run:
         click.echo(f"{len(result.not_run)} steps are not in the cache; `makeflow build` "
                    "runs them: " + ", ".join(result.not_run[:10])
@@ -54,10 +52,8 @@ def push_command(rules_file: str | None, directory: str | None, overrides: tuple
     """Upload the outputs and records of TARGETS' up-to-date steps to the remote cache."""
     from makeflow.run.share import push
 
-    meter = transfer_meter()
-    done = push(open_pipeline(rules_file, directory, overrides), targets, remote, meter)
-    if meter is not None:
-        meter.done()
+    done = push(open_pipeline(rules_file, directory, overrides), targets, remote,
+                transfer_lines())
     click.echo(f"pushed {done.steps} steps ({done.new} new to the remote)")
     if done.skipped:
         click.echo(f"skipped {len(done.skipped)} stale or uncached steps: "

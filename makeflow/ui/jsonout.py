@@ -124,6 +124,9 @@ class JsonReporter:
         self._event("step_skipped", step=step.id, rule=step.rule.name, reason=reason,
                     decided=decided)
 
+    def transfer(self, name: str, sending: bool, done: int, total: int) -> None:
+        """No event: JSON lines say what steps did, not how bytes moved."""
+
     def finished(self, result: BuildResult) -> None:
         for sid in result.not_run:
             self._event("step_skipped", step=sid)

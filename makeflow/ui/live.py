@@ -6,6 +6,7 @@ The only module that imports rich.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import IO, TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from makeflow.ui.plain import PlainReporter, log_tail, skip_lines, summary
+from makeflow.ui.plain import PlainReporter, log_tail, skip_lines, summary, transfer_text
 
 if TYPE_CHECKING:
     from makeflow.plan.graph import Step
@@ -46,6 +47,8 @@ class RichReporter(PlainReporter):
         self.task = self.progress.add_task("build", total=0)
         self.live: Live | None = None
         self.where = ""
+        self.moving: dict[tuple[str, bool], tuple[int, int]] = {}  # big transfers
+        self._moving_lock = threading.Lock()
 
     def _line(self, text: str) -> None:
         self.console.print(Text(text))
@@ -57,6 +60,13 @@ class RichReporter(PlainReporter):
             table.add_row(Text("  running", style="cyan"), Text(sid), f"{now - since:5.1f}s")
         if len(self.running) > 12:
             table.add_row("", Text(f"... and {len(self.running) - 12} more"), "")
+        with self._moving_lock:
+            moving = list(self.moving.items())
+        for (name, sending), (done, total) in moving[:6]:
+            arrow = "↑" if sending else "↓"
+            table.add_row(Text(f"  {arrow} {'sending' if sending else 'fetching'}",
+                               style="cyan"), Text(name),
+                          f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB")
         if self.where:
             return Group(self.progress, Text(f"  on {self.where}", style="dim"), table)
         return Group(self.progress, table)
@@ -113,6 +123,16 @@ class RichReporter(PlainReporter):
             self.progress.update(self.task, total=self.total)
         self.console.print(Text.assemble(("↷ ", "yellow"), step.id, (f"  skipped: {reason}",
                                                                      "dim")))
+
+    def transfer(self, name: str, sending: bool, done: int, total: int) -> None:
+        """A big file's transfer: a row of the live view while it moves, a line when done."""
+        with self._moving_lock:
+            if done < total:
+                self.moving[(name, sending)] = (done, total)
+                return
+            self.moving.pop((name, sending), None)
+        self.console.print(Text.assemble(("↑ " if sending else "↓ ", "cyan"),
+                                         (transfer_text(name, sending, done, total), "dim")))
 
     def stopped(self) -> None:
         """Take the live view off the screen, which shows the cursor again."""

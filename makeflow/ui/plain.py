@@ -7,6 +7,9 @@ importing rich.
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -101,33 +104,35 @@ def step_command(step: Step) -> str:
     return ""
 
 
-class TransferMeter:
-    """Bytes moved to or from the remote cache, shown on one rewritten terminal line once
-    a transfer is big enough to be worth watching. Called from the transfer threads."""
+def transfer_text(name: str, sending: bool, done: int, total: int) -> str:
+    """"uploading NAME: 4.2 of 9.4 MB (44%)", or when it is done "uploaded NAME (9.4 MB)"."""
+    if done >= total:
+        return f"{'uploaded' if sending else 'downloaded'} {name} ({total / 1e6:,.1f} MB)"
+    return (f"{'uploading' if sending else 'downloading'} {name}: {done / 1e6:,.1f} of "
+            f"{total / 1e6:,.1f} MB ({100 * done // total}%)")
 
-    SHOW_AFTER = 32 << 20
-    EVERY = 0.25  # seconds between updates
+
+class TransferLines:
+    """Big files' transfers to and from the remote cache, as lines on `out` (stderr):
+    rewritten in place on a terminal, else one line per file every `QUIET` seconds and
+    one when it is done. Called from the transfer threads."""
+
+    QUIET = 5.0
 
     def __init__(self, out: IO[str]):
-        import threading
-        import time
+        self.out, self._lock = out, threading.Lock()
+        self.tty = out.isatty()
+        self._last: dict[str, float] = {}
 
-        self.out, self._time, self._lock = out, time.monotonic, threading.Lock()
-        self.total = 0
-        self._shown = 0.0
-
-    def __call__(self, n: int) -> None:
+    def __call__(self, name: str, sending: bool, done: int, total: int) -> None:
+        text, now = transfer_text(name, sending, done, total), time.monotonic()
         with self._lock:
-            self.total += n
-            now = self._time()
-            if self.total >= self.SHOW_AFTER and now - self._shown >= self.EVERY:
-                self._shown = now
-                self.out.write(f"\r  transferred {self.total / 1e6:,.1f} MB ")
-                self.out.flush()
-
-    def done(self) -> None:
-        if self._shown:
-            self.out.write(f"\r  transferred {self.total / 1e6:,.1f} MB\n")
+            if self.tty:
+                end = "\n" if done >= total else ""
+                self.out.write(f"\r\x1b[2K  {text}{end}")
+            elif done >= total or now - self._last.get(name, -self.QUIET) >= self.QUIET:
+                self._last[name] = now
+                self.out.write(f"  {text}\n")
             self.out.flush()
 
 
@@ -143,6 +148,7 @@ class PlainReporter:
         self.dry_run = False
         self.shown_skips: set[str] = set()
         self.growing = False  # started once in this build: the graph grew after a checkpoint
+        self._transfers: TransferLines | None = None
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -223,6 +229,14 @@ class PlainReporter:
         self._line(f"  log: {log}")
         for line in log_tail(log):
             self._line(f"  | {line}")
+
+    def transfer(self, name: str, sending: bool, done: int, total: int) -> None:
+        """A big file's transfer, as lines on stderr (stdout keeps the steps)."""
+        if self.quiet:
+            return
+        if self._transfers is None:
+            self._transfers = TransferLines(sys.stderr)
+        self._transfers(name, sending, done, total)
 
     def stopped(self) -> None:
         """Plain lines leave nothing to put back; the next build counts from one."""
