@@ -182,3 +182,92 @@ def test_two_builds_pushing_the_same_step_at_once(tmp_path, remote):
     third.rules(RULES.replace("head -c 300000 /dev/urandom", "head -c 300000 /dev/zero"))
     done = third.run("build", "--remote", remote)
     assert "ran 0, restored 3" in done.out, done.text
+
+
+def test_makeflow_remote_in_the_environment_is_the_remote_and_empty_turns_it_off(tmp_path,
+                                                                               monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("MAKEFLOW_REMOTE", shared.as_uri())
+    first = make(tmp_path / "first")
+    assert first.run("build", "--push").code == 0
+    assert list((shared / "runs").rglob("*.json"))
+    second = make(tmp_path / "second")
+    done = second.run("status")
+    assert done.out.count("restorable from cache") == 2, done.text  # train and plots
+    monkeypatch.setenv("MAKEFLOW_REMOTE", "")
+    done = second.run("status")
+    assert "restorable" not in done.out, done.text
+    done = second.run("pull")
+    assert done.code == 2 and "needs a remote cache" in done.err
+    monkeypatch.setenv("MAKEFLOW_REMOTE", shared.as_uri())
+    done = second.run("build")
+    assert done.code == 0 and "ran 0, restored 3" in done.out, done.text
+
+
+@pytest.fixture
+def s3_with_auth(tmp_path):
+    """A moto S3 server of its own on 127.0.0.1 that checks credentials (moto's
+    INITIAL_NO_AUTH_ACTION_COUNT=0), started and stopped here; its URL."""
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Path(sys.executable).with_name("moto_server")
+    if not server.exists():
+        if os.environ.get("CI"):
+            pytest.fail("moto[server] is needed in CI: pip install -e '.[test]'")
+        pytest.skip("moto[server] is not installed")
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and proc.poll() is None, "moto did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_wrong_credentials_warn_once_and_push_and_pull_fail(tmp_path, s3_with_auth,
+                                                            monkeypatch):
+    for name, value in {"AWS_ENDPOINT_URL": s3_with_auth, "AWS_ACCESS_KEY_ID": "wrong",
+                        "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_DEFAULT_REGION": "us-east-1"
+                        }.items():
+        monkeypatch.setenv(name, value)
+    url = "s3://team/cache"
+    p = make(tmp_path / "p")
+    done = p.run("build", "--remote", url, "--push")
+    assert done.code == 0, done.text
+    assert done.out.count(url) == 1 and "goes on without the remote cache" in done.out
+    assert "access to team was refused" in done.out and "credentials" in done.out, done.out
+    assert runs(p) == 3
+    done = p.run("push", "--remote", url)
+    assert done.code == 1 and url in done.err and "Traceback" not in done.err, done.text
+    os.unlink(p.root / "report.txt")
+    shutil.rmtree(p.root / ".makeflow" / "cache")
+    done = p.run("pull", "--remote", url)
+    assert done.code == 1 and url in done.err and "Traceback" not in done.err, done.text
+    p.rules(RULES.replace("wc -c <", "exit 3; wc -c <"))
+    done = p.run("build", "--remote", url)
+    assert done.code == 1 and done.out.count(url) == 1 and "FAILED" in done.out, done.text
+
+
+def test_push_true_in_the_makeflow_table_pushes_every_build(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    first = make(tmp_path / "first")
+    first.write("makeflow.toml", f'[makeflow]\nremote = "{shared.as_uri()}"\npush = true\n')
+    assert first.run("build").code == 0
+    second = make(tmp_path / "second")
+    done = second.run("build", "--remote", shared.as_uri())
+    assert done.code == 0 and "ran 0, restored 3" in done.out, done.text

@@ -81,9 +81,13 @@ class Remote:
             top = self.root.split("/")[0] if not self.local else self.root
             if not top and not self.local:
                 return  # memory:// and the like: always there
-            if not self.fs.exists(top or "/"):
-                raise RemoteError(f"the remote {self.url} failed: {top or '/'} does not exist "
-                                  "(create the bucket or folder first)")
+            self.fs.info(top or "/")  # unlike exists(), tells a refusal from an absence
+        except FileNotFoundError:
+            raise RemoteError(f"the remote {self.url} failed: {top or '/'} does not exist "
+                              "(create the bucket or folder first)") from None
+        except PermissionError as exc:
+            raise RemoteError(f"the remote {self.url} failed: access to {top} was refused "
+                              f"({exc}); check the credentials") from None
         except RemoteError:
             raise
         except Exception as exc:
