@@ -16,7 +16,15 @@ step_ids = st.text(min_size=1, max_size=12).map(lambda s: s.replace("\x00", ""))
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
-entries = st.dictionaries(st.text(max_size=8), values, max_size=4)
+# what makeflow writes: files with a digest and (not for folders) a size; and near misses
+file_entries = (st.fixed_dictionaries({"digest": st.text(max_size=8), "size": st.integers()})
+                | st.fixed_dictionaries({"digest": st.text(max_size=8)})
+                | st.fixed_dictionaries({"digest": values, "size": values}))
+step_entries = st.fixed_dictionaries({
+    "recipe": st.text(max_size=8), "params": st.dictionaries(st.text(max_size=6), values),
+    "inputs": st.dictionaries(st.text(max_size=10), file_entries, max_size=5),
+    "outputs": st.dictionaries(st.text(max_size=10), file_entries, max_size=3)})
+entries = step_entries | st.dictionaries(st.text(max_size=8), values, max_size=4)
 locks = st.dictionaries(step_ids, entries, max_size=6)
 
 
