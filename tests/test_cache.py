@@ -275,3 +275,37 @@ def test_two_projects_sharing_one_cache_folder_restore_each_others_results(tmp_p
     assert result.ran == [] and sorted(result.restored) == ["report", "train"]
     assert projects[1].read("report.txt") == projects[0].read("report.txt")
     assert not (tmp_path / "two" / ".makeflow" / "cache").exists()
+
+
+def test_a_no_op_build_neither_opens_the_cache_nor_reads_the_lock(project, monkeypatch):
+    import time
+
+    from makeflow.run import cached
+    from makeflow.store.lockfile import LockFile
+
+    setup(project)
+    project.build()
+    for _ in range(50):  # until the no-op snapshot trusts every file's stat (a few builds)
+        if project.build().plan.quick:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no build took the no-op path")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a no-op build used the cache or the lock")
+
+    monkeypatch.setattr(cached, "open_cache", refuse)
+    monkeypatch.setattr(LockFile, "text", property(refuse))
+    result = project.build()
+    assert result.plan.quick and result.ran == [] and result.restored == []
+    # an input touched, its content the same: planned in full, still no cache, and the
+    # lock is only compared with what makeflow wrote, never parsed
+    monkeypatch.undo()
+    monkeypatch.setattr(cached, "open_cache", refuse)
+    monkeypatch.setattr(LockFile, "_parse", refuse)
+    before = os.stat(project.root / "makeflow.lock").st_mtime_ns
+    os.utime(project.root / "data.txt", ns=(before + 10**9, before + 10**9))
+    result = project.build()
+    assert result.ran == [] and result.restored == []
+    assert os.stat(project.root / "makeflow.lock").st_mtime_ns == before

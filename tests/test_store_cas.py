@@ -158,3 +158,45 @@ def test_hit_counts_add_up_across_instances(tmp_path):
     RunCache(tmp_path).count(2, 1)
     RunCache(tmp_path).count(1, 0)
     assert RunCache(tmp_path).counts() == {"hits": 3, "misses": 1}
+
+
+def test_a_writer_killed_with_sigkill_mid_blob_leaves_no_blob(tmp_path):
+    """A real `kill -9` while a blob is half written: the source is a FIFO that the test
+    feeds, so the writer is certainly in the middle of the copy when it dies."""
+    import signal
+    import subprocess
+    import sys
+
+    from waiting import wait_for
+
+    data = os.urandom(3 << 20)
+    fifo = tmp_path / "output.fifo"
+    os.mkfifo(fifo)
+    root = tmp_path / "cas"
+    code = "import sys; from makeflow.store.cas import Cas; Cas(sys.argv[1]).put(sys.argv[2])"
+    writer = subprocess.Popen([sys.executable, "-c", code, str(root), str(fifo)])
+    try:
+        with open(fifo, "wb") as feed:
+            feed.write(data[: 1 << 20])
+            feed.flush()
+            wait_for(lambda: any(p.stat().st_size > 0 for p in (root / "tmp").glob("*"))
+                     if (root / "tmp").is_dir() else False)
+            writer.send_signal(signal.SIGKILL)
+            writer.wait(timeout=30)
+    except BrokenPipeError:
+        pass
+    finally:
+        writer.kill()
+    assert writer.returncode == -signal.SIGKILL
+    cas = Cas(root)
+    assert cas.usage() == (0, 0)  # no blob, only a temporary file
+    digest = hash_file(write(tmp_path / "whole", data))
+    assert not cas.has(digest)
+    with pytest.raises(BlobError):
+        cas.restore(digest, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    for leftover in (root / "tmp").iterdir():
+        os.utime(leftover, (1, 1))  # an hour later
+    cas.gc(10**9)
+    assert list((root / "tmp").iterdir()) == []
+    assert cas.put(str(tmp_path / "whole")) == digest  # the next writer is unaffected
