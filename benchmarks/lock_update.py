@@ -9,10 +9,11 @@ round the two `makeflow.lock` files must be byte-identical (the older code write
 whole file each time). Last, in this checkout's copy, no-op builds with the run cache on
 and with `--no-cache` alternate the same way.
 
-Prints one markdown table per comparison: medians, the ratio of the medians, and every
-run. Wall-clock seconds of the whole `python -m makeflow build -q -j 2` process.
+Prints one markdown table per comparison: medians of wall-clock and CPU seconds (user +
+system, of the whole `python -m makeflow build -q -j 2` process and its steps), their
+ratios, and every run's wall-clock time. CPU time is less disturbed by other load.
 
-Usage: python benchmarks/lock_update.py --before DIR [--size 10000] [--runs 7]
+Usage: python benchmarks/lock_update.py --before DIR [--size 10000] [--runs 9]
        [--workdir /tmp/makeflow-lock-bench]
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,22 +37,26 @@ HERE = Path(__file__).resolve().parent
 CHANGED = "in/0.txt"
 
 
-def build(source: Path, project: Path, *extra: str) -> float:
-    """Seconds of one `makeflow build` of `project` with the makeflow of `source`."""
+def build(source: Path, project: Path, *extra: str) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one `makeflow build` of `project` with
+    the makeflow of `source`, its steps' processes included."""
     env = {**os.environ, "PYTHONPATH": str(source)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "makeflow", "build", "-q", "-j", "2", *extra],
                           cwd=project, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"build failed in {project}:\n{done.stdout}{done.stderr}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def paired(first: tuple[str, callable], second: tuple[str, callable], runs: int,
-           check=None) -> dict[str, list[float]]:
+           check=None) -> dict[str, list[tuple[float, float]]]:
     """Run both, alternating which goes first, `runs` times; `check` after each round."""
-    times: dict[str, list[float]] = {first[0]: [], second[0]: []}
+    times: dict[str, list[tuple[float, float]]] = {first[0]: [], second[0]: []}
     for i in range(runs):
         order = (first, second) if i % 2 == 0 else (second, first)
         for name, work in order:
@@ -60,14 +66,18 @@ def paired(first: tuple[str, callable], second: tuple[str, callable], runs: int,
     return times
 
 
-def table(title: str, times: dict[str, list[float]]) -> str:
+def table(title: str, times: dict[str, list[tuple[float, float]]]) -> str:
+    """Medians of wall-clock and CPU seconds, their ratios, and every wall-clock time."""
     (a, ta), (b, tb) = times.items()
-    ma, mb = statistics.median(ta), statistics.median(tb)
-    lines = [f"{title}", "", "| makeflow | median | runs |", "|---|---:|---|"]
-    for name, values, median in ((a, ta, ma), (b, tb, mb)):
-        runs = ", ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {name} | {median:.2f} s | {runs} |")
-    lines += ["", f"ratio {b} / {a}: {mb / ma:.2f} (medians)", ""]
+    wall = {n: statistics.median(w for w, _ in t) for n, t in times.items()}
+    cpu = {n: statistics.median(c for _, c in t) for n, t in times.items()}
+    lines = [f"{title}", "", "| makeflow | wall (median) | CPU (median) | wall, every run |",
+             "|---|---:|---:|---|"]
+    for name, values in ((a, ta), (b, tb)):
+        runs = ", ".join(f"{w:.2f}" for w, _ in values)
+        lines.append(f"| {name} | {wall[name]:.2f} s | {cpu[name]:.2f} s | {runs} |")
+    lines += ["", f"ratio {b} / {a}: wall {wall[b] / wall[a]:.2f}, CPU {cpu[b] / cpu[a]:.2f} "
+              "(of the medians)", ""]
     return "\n".join(lines)
 
 
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", type=Path, required=True,
                         help="source checkout of the makeflow to compare with")
     parser.add_argument("--size", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/makeflow-lock-bench"))
     args = parser.parse_args(argv)
     sources = {"before": args.before.resolve(), "after": HERE.parent}
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     projects = {name: args.workdir / name for name in sources}
     for name, project in projects.items():
         write_tool_dir("makeflow", pipeline, project)
-        print(f"scratch build ({name}): {build(sources[name], project):.1f} s", flush=True)
+        print(f"scratch build ({name}): {build(sources[name], project)[0]:.1f} s", flush=True)
 
     def one_change(name: str):
         def work(i: int) -> float:
