@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 
 import pytest
@@ -156,3 +157,32 @@ def test_transfers_report_each_blob_with_its_size(tmp_path, url):
         assert [e[2] for e in moved] == sorted(e[2] for e in moved)
         assert moved[-1][2] == 9 << 20 and len(moved) >= 3  # 4 MiB chunks
     assert other.path(digest).read_bytes() == big.read_bytes()
+
+
+def test_many_small_files_go_in_one_concurrent_batch(tmp_path, url, monkeypatch):
+    """push sends every step's blobs as one batch over a pool of threads, both ways."""
+    cache = RunCache(tmp_path / "cache")
+    runs = []
+    for i in range(40):
+        out = tmp_path / "work" / f"{i}.txt"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(f"small {i}\n")
+        key = f"{i:02d}" + "a" * 30
+        runs.append((key, cache.save(key, f"s{i}", {str(out): Cas(tmp_path / "x").put(str(out))})))
+    threads: set[int] = set()
+    remote = Remote(url)
+    remote.check(create=True)
+    for name in ("_put_blob", "_get_blob"):
+        real = getattr(Remote, name)
+
+        def spy(self, *args, _real=real):
+            threads.add(threading.get_ident())
+            time.sleep(0.01)  # long enough for the pool to start more than one thread
+            return _real(self, *args)
+
+        monkeypatch.setattr(Remote, name, spy)
+    assert remote.push_runs(cache.cas, runs) == 40
+    sent, threads = threads, set()
+    other = Cas(tmp_path / "other")
+    assert remote.download(other, [r.outputs[p] for _, r in runs for p in r.outputs]) == 40
+    assert len(sent) > 1 and len(threads) > 1, (len(sent), len(threads))
