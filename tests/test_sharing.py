@@ -96,6 +96,8 @@ def test_pull_restores_outputs_recorded_in_the_lock_without_run_records(tmp_path
     clone.mkdir()
     for name in ("Makeflow.py", "data.txt", "makeflow.lock"):
         shutil.copy(first.root / name, clone / name)
+    done = Project(clone).run("status", "--remote", shared.as_uri())
+    assert done.out.count("restorable from cache") == 2, done.text  # by the lock's entries
     done = Project(clone).run("pull", "--remote", shared.as_uri())
     assert done.code == 0, done.text
     assert (clone / "report.txt").read_text() == (first.root / "report.txt").read_text()

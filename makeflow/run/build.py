@@ -256,18 +256,20 @@ def _refuse_unknown(graph: Graph, plan: Plan) -> None:
 
 
 def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | None) -> None:
-    """Mark the stale steps that a build would restore rather than run.
+    """Mark the stale steps that a build (or, by makeflow.lock, `pull`) would restore
+    rather than run.
 
     Only steps stale for their own reasons: one below a stale step gets its key when its
     upstream has run.
     """
     from makeflow.plan.cachekey import cache_key as step_key
     from makeflow.plan.cachekey import cacheable
-    from makeflow.run.cached import open_cache
+    from makeflow.run.cached import lock_hints, open_cache
 
     cache = open_cache(pipeline.root, pipeline.settings, remote)
     if cache.remote_url is None and cache.local.empty():
         return  # nothing to find: no input is hashed for a key (a million, at a million steps)
+    cache.hints = lock_hints(plan.graph, digests.lock)  # what `pull` could fetch by the lock
     for sid in plan.runnable:
         step = plan.graph.steps[sid]
         if not cacheable(step) or any(w.startswith("upstream") for w in plan.stale[sid]):

@@ -180,8 +180,11 @@ class BuildCache:
                 self.local.hits += 1
 
     def known(self, key: str) -> bool:
-        """Whether `key` could be restored (for `status`): local first, then the remote."""
-        if self.local.get(key) is not None:
+        """Whether `key` could be restored (for `status`): local first, then the remote; a
+        key makeflow.lock names (`hints`) also when the store holds the outputs it lists."""
+        hint = self.hints.get(key)
+        if self.local.get(key) is not None or (
+                hint is not None and all(self.local.cas.has(d) for d in hint.outputs.values())):
             return True
         remote = self.remote()
         if remote is None:
@@ -189,7 +192,9 @@ class BuildCache:
         from makeflow.store.remote import RemoteError
 
         try:
-            return remote.get_record(key) is not None
+            if remote.get_record(key) is not None:
+                return True
+            return hint is not None and all(remote.has(d) for d in hint.outputs.values())
         except RemoteError as exc:
             self._fail(exc)
             return False
