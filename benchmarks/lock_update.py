@@ -14,7 +14,7 @@ system, of the whole `python -m makeflow build -q -j 2` process and its steps), 
 ratios, and every run's wall-clock time. CPU time is less disturbed by other load.
 
 Usage: python benchmarks/lock_update.py --before DIR [--size 10000] [--runs 9]
-       [--workdir /tmp/makeflow-lock-bench]
+       [--workdir /tmp/makeflow-lock-bench] [--no-op-only]
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ def paired(first: tuple[str, callable], second: tuple[str, callable], runs: int,
     return times
 
 
+def no_op(name: str, source: Path, project: Path) -> tuple[str, callable]:
+    return name, lambda i: build(source, project)
+
+
 def table(title: str, times: dict[str, list[tuple[float, float]]]) -> str:
     """Medians of wall-clock and CPU seconds, their ratios, and every wall-clock time."""
     (a, ta), (b, tb) = times.items()
@@ -88,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/makeflow-lock-bench"))
+    parser.add_argument("--no-op-only", action="store_true",
+                        help="only no-op builds of both sources, paired (e.g. against a "
+                        "makeflow from before the run cache, which writes no lock)")
     args = parser.parse_args(argv)
     sources = {"before": args.before.resolve(), "after": HERE.parent}
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -96,6 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     for name, project in projects.items():
         write_tool_dir("makeflow", pipeline, project)
         print(f"scratch build ({name}): {build(sources[name], project)[0]:.1f} s", flush=True)
+    if args.no_op_only:
+        for name, project in projects.items():
+            build(sources[name], project)  # the no-op snapshot saved
+        noop = paired(*(no_op(name, sources[name], project) for name, project in projects.items()),
+                      args.runs)
+        print(table(f"No-op at {args.size:,} steps, cache on in both", noop))
+        return
 
     def one_change(name: str):
         def work(i: int) -> float:
