@@ -130,7 +130,7 @@ class TransferLines:
             if self.tty:
                 end = "\n" if done >= total else ""
                 self.out.write(f"\r\x1b[2K  {text}{end}")
-            elif done >= total or now - self._last.get(name, -self.QUIET) >= self.QUIET:
+            elif done >= total or name not in self._last or now - self._last[name] >= self.QUIET:
                 self._last[name] = now
                 self.out.write(f"  {text}\n")
             self.out.flush()
