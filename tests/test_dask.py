@@ -184,6 +184,35 @@ def test_a_worker_with_other_rules_is_refused_and_runs_nothing(project, cluster)
     assert not project.exists("a")
 
 
+def test_a_worker_with_another_helper_module_is_refused_naming_it(project, cluster):
+    project.write("helpers.py", "def line():\n    return 'one'\n")
+    project.rules('''
+        from makeflow import rule
+        import helpers
+
+        @rule(outputs="a.txt")
+        def a(step):
+            step.outputs[0].write_text(helpers.line())
+        ''')
+    pipeline = load(project.root / "Makeflow.py")
+    assert run_build(project, "dask", cluster, jobs=2).ok  # the same helpers: it runs
+    assert project.read("a.txt") == "one"
+    project.write("helpers.py", "def line():\n    return 'two'\n")  # what the workers see
+    import io
+
+    from makeflow import BuildOptions, build
+    from makeflow.ui.plain import PlainReporter
+
+    choice = choose(pipeline, "dask", cluster)
+    with pytest.raises(UserError) as refused:
+        build(pipeline, [], BuildOptions(jobs=2, force=True), PlainReporter(io.StringIO()),
+              choice)
+    message = str(refused.value)
+    assert "has another version of helpers.py than the build" in message, message
+    assert "Makeflow.py" not in message.split("(in ")[0]  # the rules file is the same
+    assert project.read("a.txt") == "one"
+
+
 def test_a_scheduler_that_does_not_answer_is_exit_2_within_seconds(project):
     project.rules('from makeflow import rule\nrule("a", outputs="a", shell="touch {outputs}")\n')
     address = f"tcp://127.0.0.1:{free_port()}"

@@ -25,6 +25,7 @@ from typing import Any
 
 import dask
 import distributed
+from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
 
 from makeflow.define.loader import Pipeline
@@ -72,8 +73,23 @@ def _topic(build_id: str) -> str:
     return f"makeflow-{build_id}"
 
 
-def _check_rules(spec: BuildSpec, dask_worker: Any = None) -> str:
-    return on_worker.rules_mismatch(spec, dask_worker.address)
+class RulesPlugin(WorkerPlugin):
+    """Hands every worker, and each one that joins later, the rules image the build loaded,
+    once: the worker compares its own copies of those files with it, and its Python steps
+    run exactly those bytes. The image goes once per worker, not with every step."""
+
+    def __init__(self, spec: BuildSpec, image: Any):
+        self.spec, self.image = spec, image
+
+    def setup(self, worker: Any) -> None:
+        on_worker.open_build(self.spec, self.image, worker.address)
+
+    def teardown(self, worker: Any) -> None:
+        on_worker.end_build(self.spec.build_id)
+
+
+def _refusal(build_id: str) -> str | None:
+    return on_worker.refusal(build_id)
 
 
 def _cancel(build_id: str, step_ids: list[str]) -> list[str]:
@@ -135,6 +151,7 @@ class DaskExecutor:
         self.settling = ThreadPoolExecutor(1, thread_name_prefix="makeflow-dask-settle")
         self.lost = ""
         self.closing = False
+        self.plugin = ""  # the name of the worker plugin with the build's rules
         try:
             self._prepare(pipeline, jobs, jobs_given, digest)
         except BaseException:
@@ -151,7 +168,7 @@ class DaskExecutor:
             self._wait_for_workers()
             with contextlib.suppress(Exception):
                 self.client.run_on_scheduler(_no_dask_retries)
-        self._check_workers()
+        self._check_workers(pipeline)
         self.client.subscribe_topic(_topic(self.spec.build_id), self._on_event)
         threads = sum(w["nthreads"] for w in self.workers().values())
         self.jobs = jobs if jobs_given or self.local else max(1, threads)
@@ -165,17 +182,24 @@ class DaskExecutor:
                             hint=f"No worker joined within {FIRST_WORKER_SECONDS:g}s; start "
                             f"some with: dask worker {self.address}") from None
 
-    def _check_workers(self) -> None:
-        """Refuse the build when a worker's copy of the rules differs from this one's."""
-        answers = self.client.run(_check_rules, self.spec, on_error="return")
-        problems = [a if isinstance(a, str) else _cannot_check(addr, a)
+    def _check_workers(self, pipeline: Pipeline) -> None:
+        """Send every worker the rules image, and refuse the build when a worker's copy of
+        the rules file or of a project module differs from the build's."""
+        self.plugin = f"makeflow-{self.spec.build_id}"
+        try:
+            self.client.register_plugin(RulesPlugin(self.spec, pipeline.image), self.plugin)
+        except Exception as exc:
+            raise UserError(f"could not send the rules to the workers of {self.address}: "
+                            f"{exc!r}") from None
+        answers = self.client.run(_refusal, self.spec.build_id, on_error="return")
+        problems = [a if isinstance(a, str) or a is None else _cannot_check(addr, a)
                     for addr, a in sorted(answers.items())]
         problems = [p for p in problems if p]
         if problems:
             raise UserError(problems[0] + (f" (and {len(problems) - 1} more workers)"
                                            if len(problems) > 1 else ""),
-                            hint="Every worker must see the same Makeflow.py at the same "
-                            "path, and have makeflow installed.")
+                            hint="Every worker must see the same Makeflow.py and project "
+                            "modules at the same path, and have makeflow installed.")
 
     def workers(self) -> dict[str, dict[str, Any]]:
         try:
@@ -354,6 +378,8 @@ class DaskExecutor:
 
     def _close(self) -> None:
         self.settling.shutdown(wait=False)
+        if self.plugin and not self.lost and not self.local:  # workers joining later: none
+            _bounded(lambda: self.client.unregister_worker_plugin(self.plugin))
         _bounded(lambda: self.client.close(timeout=CONNECT_SECONDS))
         if self.cluster is not None:
             _bounded(lambda: self.cluster.close(timeout=CONNECT_SECONDS))

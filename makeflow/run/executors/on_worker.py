@@ -2,10 +2,13 @@
 
 Runs inside a worker process of a cluster (and imports nothing of the cluster's library,
 which the Dask executor module alone does). Each build has a `Site` on each worker it
-uses, made at its first step and kept for the build: the worker's rules file is checked
-against the coordinator's digest once, shell steps run as process groups of their own,
-and Python steps run in a child process of the worker that loaded the rules once, so the
-worker's own thread never runs a step and a timed-out or cancelled step can be killed.
+uses, opened once per build (by the executor's worker plugin, also on a worker that joins
+later) and kept for the build. It gets the rules image the build loaded (`Makeflow.py`
+and the project's helper modules, as bytes): the worker's own copy of each of those files
+is compared with it once, as a local worker runs exactly those bytes, and a worker whose
+copy differs is refused, naming the files. Shell steps run as process groups of their
+own, and Python steps run in a child process of the worker that loaded the image once, so
+the worker's own thread never runs a step and a timed-out or cancelled step can be killed.
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from makeflow.run.executors import Job, JobResult, rules_digest
 from makeflow.run.executors.jobs import Processes, run_shell
 from makeflow.run.executors.local import WorkerPool
+
+if TYPE_CHECKING:
+    from makeflow.define.loader import RulesImage
 
 KEEP = 4  # builds a worker remembers; an older one's Python processes are ended
 
@@ -39,8 +46,44 @@ class BuildSpec:
         return str(Path(self.rules_file).parent)
 
 
+def image_mismatch(image: RulesImage, worker: str) -> str:
+    """Why this worker must not run the build's steps ('' when its copies of the rules
+    file and of every project module the build loaded are byte for byte the build's)."""
+    root = Path(image.file).parent
+    unreadable, differ = [], []
+    for filename, data in sorted(image.sources.items()):
+        try:
+            with open(filename, "rb") as f:
+                same = f.read() == data
+        except OSError:
+            unreadable.append(filename)
+            continue
+        if not same:
+            differ.append(_shown(filename, root))
+    if unreadable:
+        return (f"worker {worker} cannot read {_listed([_shown(f, root) for f in unreadable])}"
+                f" in {root}; the workers must see the project at the same path (or run the "
+                "build with --no-shared-fs)")
+    if differ:
+        return (f"worker {worker} has another version of {_listed(differ)} than the build "
+                f"(in {root}); it was refused, so no step ran with the wrong code")
+    return ""
+
+
+def _shown(filename: str, root: Path) -> str:
+    try:
+        return str(Path(filename).relative_to(root))
+    except ValueError:
+        return filename
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def rules_mismatch(spec: BuildSpec, worker: str) -> str:
-    """Why this worker must not run the build's steps ('' when its rules are the same)."""
+    """Why this worker must not run the build's steps, when the build's rules image did not
+    reach it: its rules file's digest alone is compared ('' when it is the same)."""
     try:
         digest = rules_digest(spec.rules_file)
     except OSError as exc:
@@ -56,12 +99,14 @@ def rules_mismatch(spec: BuildSpec, worker: str) -> str:
 class Site:
     """One build on one worker: its running shell steps and its Python step processes."""
 
-    def __init__(self, spec: BuildSpec, worker: str):
+    def __init__(self, spec: BuildSpec, worker: str, image: RulesImage | None = None):
         self.spec = spec
-        self.refused = rules_mismatch(spec, worker)
+        self.refused = (image_mismatch(image, worker) if image is not None
+                        else rules_mismatch(spec, worker))
         _may_have_children()
         self.processes = Processes()
-        self.pool = WorkerPool(max(1, os.cpu_count() or 1), spec.rules_file, spec.overrides)
+        self.pool = WorkerPool(max(1, os.cpu_count() or 1), spec.rules_file, spec.overrides,
+                               image)
         self.lock = threading.Lock()
         self.running: set[str] = set()
         self.cancelled: set[str] = set()
@@ -137,12 +182,25 @@ _early: dict[str, set[str]] = {}  # steps cancelled before the build's first ste
 _sites_lock = threading.Lock()
 
 
-def site_for(spec: BuildSpec, worker: str) -> Site:
-    """The build's Site on this worker, made at its first step."""
+def open_build(spec: BuildSpec, image: RulesImage | None, worker: str) -> str:
+    """Make the build's Site on this worker with the rules image the build loaded; why the
+    worker is refused ('' when it is not)."""
+    return site_for(spec, worker, image).refused
+
+
+def refusal(build_id: str) -> str | None:
+    """Why this worker was refused for the build ('' if it was not; None: never opened)."""
+    site = _sites.get(build_id)
+    return None if site is None else site.refused
+
+
+def site_for(spec: BuildSpec, worker: str, image: RulesImage | None = None) -> Site:
+    """The build's Site on this worker: opened with its image, or else made at its first
+    step (then the rules file's digest alone is checked)."""
     with _sites_lock:
         site = _sites.get(spec.build_id)
         if site is None:
-            site = _sites[spec.build_id] = Site(spec, worker)
+            site = _sites[spec.build_id] = Site(spec, worker, image)
             site.cancelled.update(_early.pop(spec.build_id, ()))
             old = list(_sites)[:-KEEP]
             retired = [_sites.pop(build_id) for build_id in old]
