@@ -24,8 +24,9 @@ from makeflow.ui.plain import PlainReporter
 BIN = Path(sys.executable).parent
 
 
-def start_cluster(workers: int = 2, **resources: float):
-    """A LocalCluster of single-threaded worker processes on 127.0.0.1, no dashboard."""
+def start_cluster(workers: int = 2, local_directory: str | None = None, **resources: float):
+    """A LocalCluster of single-threaded worker processes on 127.0.0.1, no dashboard; the
+    workers' own folder is `local_directory` when given."""
     import logging
 
     import distributed
@@ -33,7 +34,7 @@ def start_cluster(workers: int = 2, **resources: float):
     return distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
         dashboard_address=None, silence_logs=logging.CRITICAL, memory_limit=0,
-        resources=resources or None,
+        resources=resources or None, local_directory=local_directory,
     )
 
 

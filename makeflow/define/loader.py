@@ -119,7 +119,9 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     rules_module.drafts.clear()
     sys.meta_path.insert(0, importer)
     try:
-        with contextlib.chdir(root), _on_path(str(root)):
+        # a worker that shares no disk with the build loads its image without the folder
+        here = contextlib.nullcontext() if image and not root.is_dir() else contextlib.chdir(root)
+        with here, _on_path(str(root)):
             _execute(file, sources)
     except BaseException:
         config.clear()

@@ -15,6 +15,8 @@ does not change it (the command line has its own options for these).
     shell_prefix = "set -euo pipefail;"
     executor = "local"                # or "dask" (docs/cluster.md)
     scheduler = "tcp://host:8786"     # a running Dask cluster's scheduler
+    shared_fs = true                  # false: Dask workers share no disk (needs a remote)
+    download = "targets"              # without a shared disk, which outputs come back: "all"
     keep_runs = 100                   # run history kept: builds (0 keeps all)...
     keep_days = 90                    # ...and days
     mlflow = "sqlite:///mlflow.db"    # log each build to MLflow (also --mlflow, MAKEFLOW_MLFLOW)
@@ -48,6 +50,8 @@ class Settings:
     shell_prefix: str = DEFAULT_PREFIX
     executor: str | None = None  # None: local, unless a scheduler is given
     scheduler: str | None = None
+    shared_fs: bool = True  # see docs/cluster.md: False runs steps in scratch folders
+    download: str = "targets"  # with shared_fs off: the requested targets' outputs, or "all"
     keep_runs: int | float | None = None  # run history kept (0 keeps all); None: default
     keep_days: int | float | None = None
     mlflow: str | None = None  # an MLflow tracking URI: each build is logged there
@@ -61,9 +65,9 @@ class Settings:
 
 _KINDS = {"remote": str, "push": bool, "cache": bool, "cache_dir": str,
           "cache_max_size": (str, int), "cache_link": bool, "shell": str, "shell_prefix": str,
-          "executor": str, "scheduler": str, "keep_runs": (int, float),
-          "keep_days": (int, float), "mlflow": str}
-_CHOICES = {"executor": ("local", "dask")}
+          "executor": str, "scheduler": str, "shared_fs": bool, "download": str,
+          "keep_runs": (int, float), "keep_days": (int, float), "mlflow": str}
+_CHOICES = {"executor": ("local", "dask"), "download": ("targets", "all")}
 _EXAMPLES = {"shell": 'shell = "bash" (or "sh", "zsh")',
              "shell_prefix": 'shell_prefix = "set -euo pipefail;"',
              "remote": 'remote = "s3://bucket/prefix"',

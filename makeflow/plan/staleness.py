@@ -17,6 +17,7 @@ from makeflow.plan.graph import Graph, Step
 from makeflow.store import fs
 from makeflow.store.hashing import hash_path, hash_text
 from makeflow.store.lockfile import LockFile, record_of
+from makeflow.store.records import REMOTE_ONLY
 from makeflow.store.state import FileRecord, StateStore, StepRecord, dump, fingerprint_of
 
 
@@ -32,6 +33,7 @@ class Digests:
         self.adopted: list[str] = []  # steps found fresh by their lock entry
         self.ahead: dict[str, int] = {}  # files hashed with an mtime in the future: `skew`
         self.stand_ins: dict[str, str] = {}  # missing temporary files: see plan/temp.py
+        self.remote_ok = False  # a build whose workers share no disk: see `remote_only`
 
     def stat(self, path: str) -> fs.Stat | None:
         """The stat to compare with the cache: for a directory, its whole tree's."""
@@ -47,7 +49,10 @@ class Digests:
         """
         st = self.stats.get(path)
         if st is None:
-            return self.stand_ins.get(path) if self.stand_ins else None
+            found = self.stand_ins.get(path) if self.stand_ins else None
+            if found is None and self.remote_ok:
+                found = self.remote_only(path)
+            return found
         if st.is_dir:
             st = fs.tree_stat(path)
         own = self.own.get(path)
@@ -57,6 +62,13 @@ class Digests:
         if known is not None and known.matches(st):
             return known.digest
         return self.rehash(path, st)
+
+    def remote_only(self, path: str) -> str | None:
+        """The digest of an output that a worker without a shared disk made and pushed to
+        the remote store, and that was not downloaded here; None for any other absent file.
+        Only a build that also runs without a shared disk counts such a file as present."""
+        known = self.own.get(path) or self.hashed.get(path) or self.state.file(path)
+        return known.digest if known is not None and known.inode == REMOTE_ONLY else None
 
     def rehash(self, path: str, st: fs.Stat) -> str:
         checked = time.time_ns()

@@ -80,6 +80,11 @@ def _recover(reporter: Reporter) -> None:
 
 def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
            reporter: Reporter, executor: ExecutorFactory) -> BuildResult:
+    shared = pipeline.settings.shared_fs if options.shared_fs is None else options.shared_fs
+    if not shared:  # no shared disk, no remote: said before anything is planned
+        from makeflow.run.cached import unshared_remote
+
+        unshared_remote(options, pipeline.settings)
     with StateStore(pipeline.root) as state:
         for warning in (*pipeline.warnings, *state.warnings):
             reporter.warning(warning)
@@ -87,7 +92,8 @@ def _build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
         with gcpause.paused():
             plan, digests, all_fresh = _plan(pipeline, targets, state, options.force,
                                              options.clock(),
-                                             Chosen(options.forcerun, options.until))
+                                             Chosen(options.forcerun, options.until),
+                                             remote_ok=not shared)
         graph = plan.graph
         for warning in digests.lock.warnings if digests.lock is not None else ():
             reporter.warning(warning)
@@ -191,6 +197,10 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
         if result.temp_held and not plan.before_checkpoint:
             for warning in temp.release(result.temp_held, digests):
                 reporter.warning(warning)
+        if digests.remote_ok:  # workers share no disk: the targets may be on the remote
+            from makeflow.run.unshared import download_fresh
+
+            download_fresh(pipeline, graph, digests, state, options, reporter)
         if not plan.quick and not options.force:
             all_fresh(result.skipped)
         return
@@ -207,9 +217,12 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
                            Transfers(show))
         if options.restore_only:
             cache.hints = lock_hints(plan.graph, digests.lock)
+    kind = Run
+    if digests.remote_ok:  # workers share no disk: files go through the remote
+        from makeflow.run.unshared import UnsharedRun as kind
     try:
-        Run(pipeline, graph, plan, state, digests, options, reporter, result, recorder,
-            cache).run(executor)
+        kind(pipeline, graph, plan, state, digests, options, reporter, result, recorder,
+             cache).run(executor)
     finally:
         if cache is not None:
             cache.close(settings.cache_max_size)
@@ -281,7 +294,7 @@ def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | 
 
 
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
-          now: float | None, chosen: Chosen = NOTHING_CHOSEN
+          now: float | None, chosen: Chosen = NOTHING_CHOSEN, remote_ok: bool = False
           ) -> tuple[Plan, Digests, Callable[..., None]]:
     """Resolve and plan; the files hashed on the way are remembered for next time.
 
@@ -292,6 +305,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     """
     stats = fs.StatCache()
     digests = Digests(state, stats)
+    digests.remote_ok = remote_ok  # outputs kept on the remote only count as present
     rules = cache_key(pipeline, targets)
     graph, shape = resolve_cached(pipeline, rules, stats, state.dir,
                                   lambda: recorded_outputs(state))
@@ -303,6 +317,8 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     suspects = None if force or forced else snapshot.suspects((key, state.version))
 
     def all_fresh(skipped: Iterable[str] = ()) -> None:
+        if remote_ok:  # the no-op shortcut goes by local files; outputs are elsewhere
+            return
         state.flush()
         temp = (p for step in graph.steps.values() for p in temp_paths(step))
         snapshot.save((key, state.version), graph, state,

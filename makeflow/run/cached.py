@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from makeflow.define.settings import Settings
+from makeflow.errors import UserError
 from makeflow.plan.cachekey import record_key
 from makeflow.plan.graph import Graph, Step
+from makeflow.run.outcome import BuildOptions
 from makeflow.run.transfers import Transfers
 from makeflow.store import fs
 from makeflow.store.cas import BlobError
@@ -40,6 +42,22 @@ def remote_url(option: str | None, settings: Settings) -> str | None:
         if chosen is not None:
             return chosen or None
     return None
+
+
+def unshared_remote(options: BuildOptions, settings: Settings) -> str | None:
+    """The remote through which steps and the build exchange files when the workers share
+    no disk with the build; None when they do (the default). No remote is a mistake."""
+    shared = settings.shared_fs if options.shared_fs is None else options.shared_fs
+    if shared:
+        return None
+    url = remote_url(options.remote, settings)
+    if url is None:
+        raise UserError(
+            "--no-shared-fs needs a remote store: the workers fetch the steps' inputs from "
+            "it and push their outputs and logs to it",
+            hint="Give one with --remote URL (s3://bucket/prefix, file:///shared/cache, ...), "
+            "MAKEFLOW_REMOTE, or remote in the [makeflow] table of makeflow.toml.")
+    return url
 
 
 @dataclass

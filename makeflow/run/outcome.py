@@ -35,6 +35,8 @@ class BuildOptions:
     forcerun: tuple[str, ...] = ()  # rules or files whose steps run, fresh or not
     until: tuple[str, ...] = ()  # rules or files: build only the steps leading to them
     touch: bool = False  # record the existing outputs of stale steps as fresh, run nothing
+    shared_fs: bool | None = None  # False: Dask workers share no disk; None: the setting
+    download: str | None = None  # "targets" or "all" (without a shared disk); None: setting
 
 
 @dataclass

@@ -52,6 +52,8 @@ BACKOFF_CAP = 30.0
 class Run:
     """The state of one build while it runs: what waits, what runs, what is done."""
 
+    landing = staticmethod(land)  # how an ended step's files are settled (see unshared.py)
+
     def __init__(self, pipeline: Pipeline, graph: Graph, plan: Plan, state: StateStore,
                  digests: Digests, options: BuildOptions, reporter: Reporter,
                  result: BuildResult, recorder: RunRecorder | NoRecorder | None = None,
@@ -328,7 +330,7 @@ class Run:
             self.landed.put((future, None))
             return
         try:
-            landed = land(running, result_of(future))
+            landed = self.landing(running, result_of(future))
             self._save(running, landed)
         except Exception as exc:  # the step fails, the build goes on
             now = time.time()

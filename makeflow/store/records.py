@@ -14,6 +14,9 @@ from typing import NamedTuple
 from makeflow.store.fs import Stat
 from makeflow.store.hashing import hash_text
 
+REMOTE_ONLY = -1  # the inode of a FileRecord whose file is on the remote store only (see
+# run/unshared.py): made by a worker that shares no disk with the build, not downloaded
+
 
 class FileRecord(NamedTuple):
     """A file's stat and digest when it was last hashed; `checked_ns` is when that was.

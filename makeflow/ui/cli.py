@@ -7,6 +7,7 @@ input from the user, 128 + N when stopped by signal N.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import signal
@@ -20,7 +21,7 @@ from makeflow.define.loader import Pipeline
 from makeflow.errors import Terminated, UserError
 from makeflow.plan.made import folder_output_around, steps_with_outputs_below
 from makeflow.plan.staleness import Plan
-from makeflow.run.build import BuildOptions, build, log_path, status
+from makeflow.run.build import build, log_path, status
 from makeflow.run.clean import clean
 from makeflow.ui.cli_history import metrics_command, report_command, runs_command
 from makeflow.ui.cli_options import (
@@ -116,8 +117,9 @@ def cli(ctx: click.Context, rules_file: str | None, directory: str | None,
 @handle_errors
 def build_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
-                  scheduler: str | None, dry_run: bool, force: bool,
-                  forcerun: tuple[str, ...], until: tuple[str, ...], touch: bool,
+                  scheduler: str | None, no_shared_fs: bool | None, download: str | None,
+                  dry_run: bool, force: bool, forcerun: tuple[str, ...],
+                  until: tuple[str, ...], touch: bool,
                   keep_going: bool, quiet: bool, no_wait: bool, print_commands: bool,
                   as_json: bool, remote: str | None, push: bool | None,
                   no_cache: bool, mlflow: str | None) -> None:
@@ -127,14 +129,15 @@ def build_command(rules_file: str | None, directory: str | None, overrides: tupl
     is restored instead of run.
     """
     pipeline = open_pipeline(rules_file, directory, overrides)
-    base, choice = executor_for(pipeline, jobs, executor, scheduler)
+    base, choice = executor_for(pipeline, jobs, executor, scheduler, no_shared_fs, download)
     if touch and (force or forcerun):
         raise UserError("--touch records outputs as they are without running anything, so "
                         "it cannot be combined with -B or --forcerun, which run steps",
                         hint="Run the build with -B or --forcerun, or --touch, not both.")
-    options = BuildOptions(jobs=base.jobs, dry_run=dry_run, force=force,
-                           keep_going=keep_going, wait=not no_wait, remote=remote, push=push,
-                           cache=not no_cache, forcerun=forcerun, until=until, touch=touch)
+    options = dataclasses.replace(
+        base, dry_run=dry_run, force=force, keep_going=keep_going, wait=not no_wait,
+        remote=remote, push=push, cache=not no_cache, forcerun=forcerun, until=until,
+        touch=touch)
     uri = None if dry_run else mlflow_uri(pipeline, mlflow)
     reporter = make_reporter(sys.stdout, quiet, print_commands, as_json)
     result = build(pipeline, targets, options, reporter, choice)
@@ -395,8 +398,8 @@ def _no_log_for_alias(pipeline: Pipeline, name: str) -> None:
 @handle_errors
 def watch_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   targets: tuple[str, ...], jobs: int | None, executor: str | None,
-                  scheduler: str | None, debounce: float, poll: bool,
-                  cron: str | None, mlflow: str | None) -> None:
+                  scheduler: str | None, no_shared_fs: bool | None, download: str | None,
+                  debounce: float, poll: bool, cron: str | None, mlflow: str | None) -> None:
     """Build TARGETS, then rebuild what is stale whenever a source, the rules or the
     config change, until Ctrl-C."""
     from makeflow.ui.watch_screen import PlainScreen
@@ -407,7 +410,7 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
 
     schedule = Schedule(cron) if cron is not None else None
     pipeline = open_pipeline(rules_file, directory, overrides)
-    options, choice = executor_for(pipeline, jobs, executor, scheduler)
+    options, choice = executor_for(pipeline, jobs, executor, scheduler, no_shared_fs, download)
     build_fn = functools.partial(build, executor=choice)
     if mlflow_uri(pipeline, mlflow):  # checked now, then for each build's rules
         build_fn = functools.partial(build_and_log, mlflow, build_fn)

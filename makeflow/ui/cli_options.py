@@ -91,7 +91,16 @@ def open_pipeline(rules_file: str | None, directory: str | None,
 
 
 def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--executor and --scheduler, shared by build and watch."""
+    """--executor, --scheduler, --no-shared-fs and --download, shared by build and watch."""
+    command = click.option(
+        "--download", type=click.Choice(["targets", "all"]), default=None,
+        help="With --no-shared-fs: which outputs come back here, the requested targets' "
+        "(default) or all.")(command)
+    command = click.option(
+        "--no-shared-fs", "no_shared_fs", is_flag=True, default=None,
+        help="The Dask workers do not see the project folder: each step runs in a scratch "
+        "folder on its worker, its files moving through the remote store (needs --remote "
+        "or MAKEFLOW_REMOTE).")(command)
     command = click.option(
         "--scheduler", metavar="ADDRESS",
         help="Run steps on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
@@ -104,10 +113,13 @@ def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def executor_for(pipeline: Pipeline, jobs: int | None, executor: str | None,
-                 scheduler: str | None) -> tuple[BuildOptions, Choice]:
-    """The build's -j and its executor, from the command line, environment and config."""
+                 scheduler: str | None, no_shared_fs: bool | None = None,
+                 download: str | None = None) -> tuple[BuildOptions, Choice]:
+    """The build's -j and its executor, from the command line, environment and config;
+    with --no-shared-fs (None: the setting) and --download."""
     choice = choose(pipeline, executor, scheduler, jobs_given=jobs is not None)
-    return BuildOptions(jobs=jobs or os.cpu_count() or 1), choice
+    return BuildOptions(jobs=jobs or os.cpu_count() or 1,
+                        shared_fs=False if no_shared_fs else None, download=download), choice
 
 
 def remote_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -47,6 +47,14 @@ class Job:
     attempt: int = 1  # later attempts append to the log of the earlier ones
     shell: Shell = field(default_factory=Shell)  # how `command` runs
     resources: dict[str, float] = field(default_factory=dict)  # as declared on the rule
+    # Workers that share no disk with the build: the folder the step runs in (its paths,
+    # the log's too, are relative to it), and each input's digest, to fetch it there.
+    workdir: str | None = None
+    fetch: dict[str, str] = field(default_factory=dict)
+
+    def at(self, path: str) -> str:
+        """`path` where the step sees it: in its scratch folder when it has one."""
+        return path if self.workdir is None else os.path.join(self.workdir, path)
 
     def open_log(self) -> int:
         """The step's log as a file descriptor, opened for this attempt; a later attempt
@@ -57,7 +65,7 @@ class Job:
         """
         again = self.attempt > 1
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if again else os.O_TRUNC)
-        fd = os.open(self.log, flags, 0o666)
+        fd = os.open(self.at(self.log), flags, 0o666)
         if again:
             os.write(fd, f"\n--- attempt {self.attempt} ---\n".encode())
         return fd
@@ -81,6 +89,10 @@ class JobResult:
     cpu: float | None = None
     peak_rss: int | None = None
     skipped: str = ""  # the step decided not to make its outputs (`Skip`): the reason
+    # from a worker that shares no disk: each output made, as (digest, size), and the
+    # digest of the log, all pushed to the remote store
+    remote_outputs: dict[str, tuple[str, int]] | None = None
+    remote_log: str = ""
 
 
 class Executor(Protocol):

@@ -25,6 +25,8 @@ class Choice:
     digest: str | None = None  # of the rules file when it was loaded, for workers to match
 
     def __call__(self, pipeline: Pipeline, options: BuildOptions) -> Executor:
+        from makeflow.run.cached import unshared_remote  # only a build that runs steps
+
         if self.kind == "dask":
             try:
                 from makeflow.run.executors.dask import DaskExecutor
@@ -32,7 +34,11 @@ class Choice:
                 raise UserError("--executor dask needs Dask: pip install 'makeflow[dask]'") \
                     from None
             return DaskExecutor(pipeline, options.jobs, self.scheduler, self.jobs_given,
-                                self.digest)
+                                self.digest, unshared_remote(options, pipeline.settings))
+        if unshared_remote(options, pipeline.settings) is not None:
+            raise UserError("--no-shared-fs runs steps on Dask workers, not on this machine",
+                            hint="Give --executor dask (a LocalCluster) or --scheduler ADDRESS,"
+                            " or leave --no-shared-fs out.")
         from makeflow.run.executors.local import LocalExecutor  # only a build that runs steps
 
         return LocalExecutor(options.jobs, pipeline.file, pipeline.overrides, pipeline.image)

@@ -63,7 +63,7 @@ def run_on_worker(spec: BuildSpec, job: Job) -> JobResult:
     (through the scheduler, on the way the task's end takes anyway), which saves fetching
     it from the worker afterwards: two round trips per step."""
     worker = distributed.get_worker()
-    result = on_worker.run_step(spec, job, worker.address)
+    result = on_worker.run_step(spec, job, worker.address, worker.local_directory)
     worker.log_event(_topic(spec.build_id), {"key": worker.get_current_task(),
                                              "result": list(dataclasses.astuple(result))})
     return result
@@ -136,7 +136,8 @@ class DaskExecutor:
     depth = shell_depth = 4  # a step waits on its worker while the one before it ends
 
     def __init__(self, pipeline: Pipeline, jobs: int, scheduler: str | None,
-                 jobs_given: bool = True, digest: str | None = None):
+                 jobs_given: bool = True, digest: str | None = None,
+                 remote: str | None = None):
         quiet()
         self.cluster: Any = None
         self.local = scheduler is None
@@ -153,15 +154,16 @@ class DaskExecutor:
         self.closing = False
         self.plugin = ""  # the name of the worker plugin with the build's rules
         try:
-            self._prepare(pipeline, jobs, jobs_given, digest)
+            self._prepare(pipeline, jobs, jobs_given, digest, remote)
         except BaseException:
             self._close()
             raise
 
     def _prepare(self, pipeline: Pipeline, jobs: int, jobs_given: bool,
-                 digest: str | None) -> None:
+                 digest: str | None, remote: str | None) -> None:
         digest = digest or rules_digest(pipeline.file)
-        self.spec = BuildSpec(uuid.uuid4().hex, str(pipeline.file), digest, pipeline.overrides)
+        self.spec = BuildSpec(uuid.uuid4().hex, str(pipeline.file), digest, pipeline.overrides,
+                              remote)
         if self.local:
             self.client.run(on_worker.ignore_interrupts)
         else:

@@ -76,7 +76,7 @@ def _too_long(argv: list[str]) -> bool:
 
 def _script_file(job: Job) -> str:
     """Write the step's command, with the prefix, to a file beside its log; the path."""
-    path = f"{job.log}.sh"
+    path = f"{job.at(job.log)}.sh"
     assert job.command is not None
     with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
         f.write(script_of(job.command, job.shell) + "\n")
@@ -148,7 +148,7 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
             if _too_long(argv):
                 script = _script_file(job)
                 argv = [job.shell.program, script]
-            proc = StepProcess(argv, log, STEP_ENV)
+            proc = StepProcess(argv, log, STEP_ENV, job.workdir)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.write(log, f"makeflow: {exc}\n".encode())
@@ -232,6 +232,8 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
     meter = Meter()
     try:
         with _redirected(log), _isolated():
+            if job.workdir is not None:
+                os.chdir(job.workdir)  # its scratch folder; _isolated comes back
             result = _call(func, step, started, job)
     except OSError as exc:  # its printing could not be written to the log
         return JobResult(False, started, time.time(), None, _log_error(exc, job))

@@ -313,7 +313,8 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
         load_error = None
     except MakeflowError as exc:
         pipeline, load_error = None, str(exc)
-    os.chdir(root)
+    with contextlib.suppress(OSError):  # a worker that shares no disk has no project
+        os.chdir(root)
     sys.path.insert(0, root)
     while True:
         try:

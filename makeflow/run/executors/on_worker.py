@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class BuildSpec:
     rules_file: str
     digest: str
     overrides: tuple[str, ...]
+    remote: str | None = None  # workers share no disk with the build: steps run in scratch
 
     @property
     def root(self) -> str:
@@ -101,8 +103,9 @@ class Site:
 
     def __init__(self, spec: BuildSpec, worker: str, image: RulesImage | None = None):
         self.spec = spec
-        self.refused = (image_mismatch(image, worker) if image is not None
-                        else rules_mismatch(spec, worker))
+        # sharing no disk, the worker has no copy to compare: it runs the image it is sent
+        self.refused = ("" if spec.remote is not None else image_mismatch(image, worker)
+                        if image is not None else rules_mismatch(spec, worker))
         _may_have_children()
         self.processes = Processes()
         self.pool = WorkerPool(max(1, os.cpu_count() or 1), spec.rules_file, spec.overrides,
@@ -112,7 +115,8 @@ class Site:
         self.cancelled: set[str] = set()
         self.killed = False
 
-    def run(self, job: Job, worker: str) -> JobResult:
+    def run(self, job: Job, worker: str, base: str = "") -> JobResult:
+        """Run a step here; with a remote, in a scratch folder under `base`."""
         if self.refused:
             now = time.time()
             return JobResult(False, now, now, None, self.refused)
@@ -122,16 +126,26 @@ class Site:
                 return JobResult(False, now, now, None, "cancelled before it started")
             self.running.add(job.step_id)
         try:
-            os.chdir(self.spec.root)  # relative paths of the job are the project's
-            if job.command is not None:
-                result = run_shell(job, self.processes)
+            if self.spec.remote is not None:
+                from makeflow.run.executors.scratch import run_in_scratch
+
+                result = run_in_scratch(job, lambda here: self._run(here, worker),
+                                        self.spec.remote, base)
             else:
-                result = self.pool.submit(job).result()
+                os.chdir(self.spec.root)  # relative paths of the job are the project's
+                result = self._run(job, worker)
         finally:
             with self.lock:
                 self.running.discard(job.step_id)
-        _note_worker(job.log, worker)
         return dataclasses.replace(result, worker=worker)
+
+    def _run(self, job: Job, worker: str) -> JobResult:
+        if job.command is not None:
+            result = run_shell(job, self.processes)
+        else:
+            result = self.pool.submit(job).result()
+        _note_worker(job.at(job.log), worker)
+        return result
 
     def cancel(self, step_ids: list[str]) -> list[str]:
         """Mark steps not to start here; returns those already running here."""
@@ -211,8 +225,9 @@ def site_for(spec: BuildSpec, worker: str, image: RulesImage | None = None) -> S
     return site
 
 
-def run_step(spec: BuildSpec, job: Job, worker: str) -> JobResult:
-    return site_for(spec, worker).run(job, worker)
+def run_step(spec: BuildSpec, job: Job, worker: str, base: str = "") -> JobResult:
+    """Run a step of the build on this worker (`base`: where its scratch folders go)."""
+    return site_for(spec, worker).run(job, worker, base or tempfile.gettempdir())
 
 
 def cancel_steps(build_id: str, step_ids: list[str]) -> list[str]:

@@ -131,9 +131,12 @@ def libc_spawn() -> LibcSpawn | None:
 class StepProcess:
     """One running command, leader of its own session, so its children go with it."""
 
-    def __init__(self, argv: list[str], log_fd: int, env: Mapping[str, str]):
+    def __init__(self, argv: list[str], log_fd: int, env: Mapping[str, str],
+                 cwd: str | None = None):
+        """`cwd`: another working folder than this process's (a scratch folder), which
+        posix_spawn cannot give, so such a step starts through subprocess."""
         self.popen: subprocess.Popen[bytes] | None = None
-        if FAST:
+        if FAST and cwd is None:
             program = find_program(argv[0], env.get("PATH", os.defpath))
             spawner = libc_spawn()
             if spawner is not None:
@@ -146,7 +149,7 @@ class StepProcess:
         else:
             self.popen = subprocess.Popen(argv, stdout=log_fd, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True,
-                                          env=dict(env))
+                                          env=dict(env), cwd=cwd)
             self.pid = self.popen.pid
         self.status: int | None = None
         self.usage: Any = None  # the kernel's resource usage of the step, once it ended
