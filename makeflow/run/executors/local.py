@@ -243,6 +243,7 @@ class Worker:
         self.process.start()
         child.close()
         self.alive = True
+        self.loaded = False  # it says so once it has loaded the rules
 
     def run(self, batch: list[Item], pace: Pace) -> list[Item]:
         """Send a batch and settle each future as its answer comes.
@@ -252,6 +253,11 @@ class Worker:
         """
         with contextlib.suppress(OSError):  # dead already: the first job counts as the crash
             self.conn.send([job for job, _ in batch])
+        if not self.loaded:  # a step's timeout does not count the worker's start-up
+            with contextlib.suppress(EOFError, OSError):  # a crash: the first job says so
+                if self.conn.poll(LOAD_SECONDS):
+                    self.conn.recv()
+                self.loaded = True
         for i, (job, future) in enumerate(batch):
             result = self._answer(job)
             pace.add(result)
@@ -268,7 +274,8 @@ class Worker:
                 self.close()
                 return JobResult(False, started, time.time(), None,
                                  f"timed out after {job.timeout:g}s")
-            return self.conn.recv()
+            answer = self.conn.recv()
+            return self.conn.recv() if answer == LOADED else answer  # after LOAD_SECONDS
         except (EOFError, OSError):
             self.alive = False
             self.process.join(timeout=5)
@@ -296,6 +303,10 @@ def _crash_message(exitcode: int | None) -> str:
     return f"the Python step crashed (its worker process exited with status {exitcode})"
 
 
+LOADED = "loaded"  # a worker's first message: it has loaded the rules
+LOAD_SECONDS = 60.0  # after that, a step's timeout counts the rest of the start-up too
+
+
 def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
                 image: RulesImage | None = None) -> None:
     """A worker's loop: load the rules once, then run each batch sent to it, answering
@@ -316,6 +327,7 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
     with contextlib.suppress(OSError):  # a worker that shares no disk has no project
         os.chdir(root)
     sys.path.insert(0, root)
+    conn.send(LOADED)
     while True:
         try:
             jobs: list[Job] = conn.recv()
