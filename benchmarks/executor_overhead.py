@@ -8,7 +8,11 @@ build(), so both measure the same thing: plan, run, land and record every step.
 
 The cluster is started once per pipeline before the timed builds (its start-up, about a
 second, is reported apart: a user pays it once per build with --executor dask, never with
---scheduler). The overhead per step is (Dask median - local median) / N.
+--scheduler). Each run builds with the local executor and then with Dask, so that both see
+the same load on a shared machine. The overhead per step is (Dask median - local median)
+/ N, also given as the median of each run's difference, and as CPU time of the makeflow
+process (every thread: the coordinator, and Dask's scheduler, which a LocalCluster runs in
+that process), which load disturbs far less than wall-clock time.
 
 Usage: python benchmarks/executor_overhead.py [--steps 1000] [--runs 3]
        [--workdir /tmp/makeflow-executor-bench]
@@ -59,35 +63,45 @@ def project(workdir: Path, kind: str, n: int) -> Path:
     return root / "Makeflow.py"
 
 
-def timed_build(rules: Path, choice) -> float:
-    """Seconds for one build from scratch; outputs and state removed first."""
+def timed_build(rules: Path, choice) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (this process, every thread: the coordinator, and for a
+    LocalCluster Dask's scheduler too) for one build from scratch; outputs and state
+    removed first."""
     shutil.rmtree(rules.parent / "out", ignore_errors=True)
     shutil.rmtree(rules.parent / ".makeflow", ignore_errors=True)
     pipeline = load(rules)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = build(pipeline, [], BuildOptions(jobs=2), PlainReporter(io.StringIO(), True),
                    choice)
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     if not result.ok or len(result.ran) != len(pipeline.rules) - 1:
         sys.exit(f"benchmark build failed: {result.failed or result.not_run}")
-    return took
+    return took, cpu
 
 
-def measure(rules: Path, runs: int) -> dict[str, object]:
-    local = [timed_build(rules, Choice("local")) for _ in range(runs)]
-    print(f"  local: {[round(t, 2) for t in local]}", file=sys.stderr)
+def measure(rules: Path, runs: int) -> dict[str, float]:
+    """Paired: each run builds with the local executor, then with Dask, so both see the
+    same load on a shared machine; medians of each."""
     started = time.perf_counter()
     cluster = start_local_cluster(2)
     startup = time.perf_counter() - started
+    local, dask = [], []
     try:
         choice = Choice("dask", cluster.scheduler_address)
-        dask = [timed_build(rules, choice) for _ in range(runs)]
+        for _ in range(runs):
+            local.append(timed_build(rules, Choice("local")))
+            dask.append(timed_build(rules, choice))
+            print(f"  local {local[-1][0]:.2f}s ({local[-1][1]:.2f}s CPU), "
+                  f"dask {dask[-1][0]:.2f}s ({dask[-1][1]:.2f}s CPU)", file=sys.stderr)
     finally:
         cluster.close()
-    print(f"  dask:  {[round(t, 2) for t in dask]} (cluster start {startup:.2f}s)",
-          file=sys.stderr)
-    return {"local": statistics.median(local), "dask": statistics.median(dask),
-            "startup": startup}
+
+    def median(values: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(v[i] for v in values)
+
+    return {"local": median(local, 0), "dask": median(dask, 0), "local_cpu": median(local, 1),
+            "dask_cpu": median(dask, 1), "startup": startup,
+            "paired": statistics.median(d[0] - o[0] for o, d in zip(local, dask, strict=True))}
 
 
 def main() -> None:
@@ -101,14 +115,17 @@ def main() -> None:
     for kind in ("shell", "python"):
         print(f"{kind}: {args.steps} steps", file=sys.stderr)
         got = measure(project(Path(args.workdir), kind, args.steps), args.runs)
-        over = (got["dask"] - got["local"]) / args.steps * 1000
+        ms = 1000 / args.steps
         rows.append(f"| {kind} | {args.steps:,} | {got['local']:.2f} | {got['dask']:.2f} | "
-                    f"{over:+.2f} ms | {got['startup']:.2f} |")
+                    f"{(got['dask'] - got['local']) * ms:+.2f} ms | {got['paired'] * ms:+.2f} ms"
+                    f" | {(got['dask_cpu'] - got['local_cpu']) * ms:+.2f} ms | "
+                    f"{got['startup']:.2f} |")
     print(f"{platform.python_version()}, {os.cpu_count()} CPUs, median of {args.runs} "
-          "builds from scratch, -j2 / 2 single-threaded workers\n")
+          "builds from scratch, -j2 / 2 single-threaded workers, local and Dask in turn\n")
     print("| steps | N | local -j2 (s) | Dask LocalCluster (s) | overhead per step | "
+          "median of paired differences | CPU of the makeflow process, per step | "
           "cluster start (s) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
 

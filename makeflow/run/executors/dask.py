@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
-import os
 import signal
 import threading
 import time
@@ -33,10 +33,22 @@ from makeflow.errors import BuildFailed, UserError
 from makeflow.run.capacity import Capacity, gpu_count, machine, memory_mb
 from makeflow.run.executors import Job, JobResult, on_worker, rules_digest
 from makeflow.run.executors.on_worker import BuildSpec
+from makeflow.run.executors.sent import (
+    Pace,
+    StepFuture,
+    bounded,
+    cannot_check,
+    note,
+    split,
+    stamp,
+    started_since,
+)
 
 CONNECT_SECONDS = 3.0  # an address that does not answer by then is a mistake
 FIRST_WORKER_SECONDS = 60.0  # a running cluster may still be starting its workers
 FREE_RESENDS = 3  # a step whose worker died before it started is sent again, uncounted
+CLOSE_SECONDS = 2 * CONNECT_SECONDS  # the longest a clean-up step may hold the build
+GATHER_SECONDS = 0.01  # the longest a short step waits to be sent with others
 
 
 def quiet() -> None:
@@ -58,15 +70,18 @@ def quiet() -> None:
     })
 
 
-def run_on_worker(spec: BuildSpec, job: Job) -> JobResult:
-    """The task a worker runs for one step. Its result also goes to the build as an event
-    (through the scheduler, on the way the task's end takes anyway), which saves fetching
-    it from the worker afterwards: two round trips per step."""
+def run_on_worker(spec: BuildSpec, batch: list[tuple[str, Job]]) -> list[JobResult]:
+    """The task a worker runs for one or more steps, one after the other. Each step's
+    result goes to the build as an event as soon as the step ends (through the scheduler,
+    on the way messages take anyway), which saves fetching it from the worker afterwards;
+    the list returned is fetched only when an event went missing."""
     worker = distributed.get_worker()
-    result = on_worker.run_step(spec, job, worker.address, worker.local_directory)
-    worker.log_event(_topic(spec.build_id), {"key": worker.get_current_task(),
-                                             "result": list(dataclasses.astuple(result))})
-    return result
+    topic, results = _topic(spec.build_id), []
+    for key, job in batch:
+        result = on_worker.run_step(spec, job, worker.address, worker.local_directory)
+        worker.log_event(topic, {"key": key, "result": list(dataclasses.astuple(result))})
+        results.append(result)
+    return results
 
 
 def _topic(build_id: str) -> str:
@@ -88,52 +103,24 @@ class RulesPlugin(WorkerPlugin):
         on_worker.end_build(self.spec.build_id)
 
 
-def _refusal(build_id: str) -> str | None:
-    return on_worker.refusal(build_id)
 
 
-def _cancel(build_id: str, step_ids: list[str]) -> list[str]:
-    return on_worker.cancel_steps(build_id, step_ids)
 
 
-def _kill(build_id: str) -> int:
-    return on_worker.kill_build(build_id)
 
 
-def _end(build_id: str) -> None:
-    on_worker.end_build(build_id)
 
 
 def _no_dask_retries(dask_scheduler: Any = None) -> None:
     dask_scheduler.allowed_failures = 0
 
 
-class StepFuture(Future):
-    """A step's future: cancelling it cancels the Dask task, unless it runs already."""
-
-    def __init__(self, executor: DaskExecutor, job: Job):
-        super().__init__()
-        self.executor, self.job = executor, job
-        self.task: distributed.Future | None = None
-        self.sent = 0.0
-        self.resends = 0
-        self.key = ""
-        self.withdrawing = self.withdrawn = False
-        self.held: JobResult | None = None  # a result that came while being withdrawn
-
-    def cancel(self) -> bool:
-        if self.done() or not self.executor.withdraw(self):
-            return False
-        return super().cancel()
-
-    def running(self) -> bool:  # sent, not ended: it may run on a worker now
-        return not self.done()
-
-
 class DaskExecutor:
     """Runs steps as tasks of a Dask cluster: its own LocalCluster, or a running one."""
 
-    depth = shell_depth = 4  # a step waits on its worker while the one before it ends
+    # Steps in flight per job slot: a step waits on its worker while the one before it
+    # ends, and short steps go several per task (see `sent.Pace`).
+    depth = shell_depth = 16
 
     def __init__(self, pipeline: Pipeline, jobs: int, scheduler: str | None,
                  jobs_given: bool = True, digest: str | None = None,
@@ -150,6 +137,11 @@ class DaskExecutor:
         self.tasks: dict[StepFuture, distributed.Future] = {}
         self.by_key: dict[str, StepFuture] = {}
         self.settling = ThreadPoolExecutor(1, thread_name_prefix="makeflow-dask-settle")
+        self.outbox: list[StepFuture] = []  # submitted, not yet sent (see `_sending`)
+        self.wake = threading.Condition(self.lock)
+        self.sender: threading.Thread | None = None
+        self.pace = Pace()
+        self.numbers = itertools.count()
         self.lost = ""
         self.closing = False
         self.plugin = ""  # the name of the worker plugin with the build's rules
@@ -193,8 +185,8 @@ class DaskExecutor:
         except Exception as exc:
             raise UserError(f"could not send the rules to the workers of {self.address}: "
                             f"{exc!r}") from None
-        answers = self.client.run(_refusal, self.spec.build_id, on_error="return")
-        problems = [a if isinstance(a, str) or a is None else _cannot_check(addr, a)
+        answers = self.client.run(on_worker.refusal, self.spec.build_id, on_error="return")
+        problems = [a if isinstance(a, str) or a is None else cannot_check(addr, a)
                     for addr, a in sorted(answers.items())]
         problems = [p for p in problems if p]
         if problems:
@@ -227,28 +219,76 @@ class DaskExecutor:
         return f"{len(workers)} Dask workers, {where}: {shown}"
 
     def submit(self, job: Job) -> Future[JobResult]:
+        """Queue the step for the sending thread, which sends what queued meanwhile at
+        once: one message to the scheduler for many steps, short ones several per task."""
         if self.lost:
             raise BuildFailed(self.lost, hint="The steps that finished are recorded; the "
                               "others run next time.")
         future = StepFuture(self, job)
-        self._send(future)
+        future.queued = time.monotonic()
+        with self.lock:
+            self.outbox.append(future)
+            self.wake.notify()
+            if self.sender is None:
+                self.sender = threading.Thread(target=self._sending, daemon=True,
+                                               name="makeflow-dask-send")
+                self.sender.start()
         return future
 
-    def _send(self, future: StepFuture) -> None:
-        job = future.job
-        key = f"makeflow-{job.step_id}-{job.attempt}-{uuid.uuid4().hex[:8]}"
-        future.sent, future.key = time.time(), key
-        try:
-            task = self.client.submit(run_on_worker, self.spec, job, key=key, pure=False,
-                                      resources=job.resources or None, retries=0)
-        except Exception as exc:
-            self._lose(f"cannot send steps to it ({exc})")
-            raise BuildFailed(self.lost) from None
+    def _sending(self) -> None:
+        """The sending thread: short steps are gathered for up to GATHER_SECONDS while the
+        workers have enough queued, so that they go several per task."""
+        while True:
+            with self.lock:
+                while not self.closing and not self._due():
+                    self.wake.wait(GATHER_SECONDS if self.outbox else None)
+                if self.closing:
+                    return
+                futures, self.outbox = self.outbox, []
+            try:
+                self._send(futures)
+            except BuildFailed:
+                now = time.time()
+                for future in futures:
+                    self._deliver(future, JobResult(False, now, now, None, self.lost))
+
+    def _due(self) -> bool:
+        """Whether to send what waits now (called holding the lock)."""
+        if not self.outbox:
+            return False
+        size = self.pace.batch()
+        return (size == 1 or len(self.outbox) >= size * self.jobs
+                or len(self.by_key) < self.jobs  # the workers are about to run out
+                or time.monotonic() - self.outbox[0].queued >= GATHER_SECONDS)
+
+    def _send(self, futures: list[StepFuture]) -> None:
+        """Send steps in tasks, those asking the same resources together; one call, so
+        one message to the scheduler, per kind of resources."""
+        kinds: dict[tuple, list[StepFuture]] = {}
+        for future in futures:
+            kinds.setdefault(tuple(sorted(future.job.resources.items())), []).append(future)
+        for kind, same in kinds.items():
+            batches = split(same, self.pace.batch(), self.jobs)
+            # numbered, so that Dask's ordering of tasks sent together keeps the graph's
+            keys = [f"makeflow-{next(self.numbers):09d}-{b[0].job.step_id}" for b in batches]
+            with self.lock:  # before any of them can end
+                self.by_key.update((f.key, f) for f in stamp(batches, time.time()))
+            try:
+                tasks = self.client.map(run_on_worker, [self.spec] * len(batches),
+                                        [[(f.key, f.job) for f in b] for b in batches],
+                                        key=keys, pure=False, resources=dict(kind) or None,
+                                        retries=0)
+            except Exception as exc:
+                self._lose(f"cannot send steps to it ({exc})")
+                raise BuildFailed(self.lost) from None
+            for batch, task in zip(batches, tasks, strict=True):
+                self._track(batch, task)
+
+    def _track(self, batch: list[StepFuture], task: distributed.Future) -> None:
         with self.lock:
-            future.task = task
-            self.tasks[future] = task
-            self.by_key[key] = future
-        task.add_done_callback(lambda done: self._settle(future, done))
+            for future in batch:
+                future.task = self.tasks[future] = task
+        task.add_done_callback(lambda done: self._settle(batch, done))
 
     def _on_event(self, event: Any) -> None:
         """A step's result, sent by its worker; settled in a thread of its own, since this
@@ -263,34 +303,39 @@ class DaskExecutor:
         if future is not None:
             self.settling.submit(self._deliver, future, result)
 
-    def _settle(self, future: StepFuture, task: distributed.Future) -> None:
-        """Turn an ended task into the step's result, unless its event brought it already;
-        never raises (a callback thread)."""
+    def _settle(self, batch: list[StepFuture], task: distributed.Future) -> None:
+        """Turn an ended task into its steps' results, for those whose events did not
+        bring them already; never raises (a callback thread)."""
         with self.lock:
-            self.tasks.pop(future, None)
-            if future.withdrawn or future.done():
-                return
+            for future in batch:
+                self.tasks.pop(future, None)
+            waiting = [f for f in batch if not (f.withdrawn or f.done())]
+        if not waiting:
+            return
         if task.status == "finished":
-            self.settling.submit(self._settle_finished, future, task)
+            self.settling.submit(self._settle_finished, batch, task)
             return
-        try:
-            result = self._result(future, task)
-        except Exception as exc:
-            now = time.time()
-            result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
-        if result is not None:
-            self._deliver(future, result)
+        for future in waiting:
+            try:
+                result = self._result(future, task)
+            except Exception as exc:
+                now = time.time()
+                result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
+            if result is not None:
+                self._deliver(future, result)
 
-    def _settle_finished(self, future: StepFuture, task: distributed.Future) -> None:
-        """A finished task whose event has not come: fetch its result from the worker."""
-        if future.done():
+    def _settle_finished(self, batch: list[StepFuture], task: distributed.Future) -> None:
+        """A finished task some of whose events have not come: fetch its results."""
+        if all(f.done() for f in batch):
             return
         try:
-            result = task.result()
+            results = task.result()
         except Exception as exc:
             now = time.time()
-            result = JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
-        self._deliver(future, result)
+            results = [JobResult(False, now, now, None, f"the Dask executor failed: {exc!r}")
+                       ] * len(batch)
+        for future, result in zip(batch, results, strict=False):
+            self._deliver(future, result)
 
     def _deliver(self, future: StepFuture, result: JobResult) -> None:
         """Set the step's result once. One that comes while the step is being withdrawn is
@@ -302,6 +347,7 @@ class DaskExecutor:
             if future.withdrawing:
                 future.held = result
                 return
+        self.pace.add(result)
         with contextlib.suppress(Exception):
             future.set_result(result)
 
@@ -324,12 +370,12 @@ class DaskExecutor:
         """A step whose worker died: sent again if it never started there (its log is
         untouched since it was sent), else failed, naming the worker."""
         worker = getattr(exc.last_worker, "address", None) or str(exc.last_worker)
-        if not _started_since(future.job.log, future.sent) and future.resends < FREE_RESENDS:
+        if not started_since(future.job.log, future.sent) and future.resends < FREE_RESENDS:
             future.resends += 1
             with contextlib.suppress(BuildFailed):
-                self._send(future)
+                self._send([future])
                 return None
-        _note(future.job.log, f"[makeflow] worker {worker} died while running this step")
+        note(future.job.log, f"[makeflow] worker {worker} died while running this step")
         return JobResult(False, future.sent, time.time(), None,
                          f"its worker {worker} died while it ran")
 
@@ -341,13 +387,17 @@ class DaskExecutor:
 
         Every worker marks the step not to start, unless it runs there already."""
         with self.lock:
+            if future in self.outbox:  # not sent yet
+                self.outbox.remove(future)
+                future.withdrawn = True
+                return True
             task = self.tasks.get(future)
             if task is None or self.lost or self.closing:
                 return False
             future.withdrawing = True
         try:
-            running = self.client.run(_cancel, self.spec.build_id, [future.job.step_id],
-                                      on_error="ignore")
+            running = self.client.run(on_worker.cancel_steps, self.spec.build_id,
+                                      [future.job.step_id], on_error="ignore")
             cancel = not any(running.values())
         except Exception:
             cancel = False
@@ -356,7 +406,7 @@ class DaskExecutor:
             held, future.held = future.held, None
             if cancel:
                 self.tasks.pop(future, None)
-        if cancel:
+        if cancel and future.alone():  # else the worker skips it, running the others
             with contextlib.suppress(Exception):
                 self.client.cancel([task], force=True)
         elif held is not None:
@@ -366,54 +416,29 @@ class DaskExecutor:
     def shutdown(self, kill: bool = False) -> None:
         """Stop: with `kill`, cancel what waits and kill what runs on every worker."""
         with self.lock:
-            tasks = list(self.tasks.values())
+            tasks = list({t.key: t for t in self.tasks.values()}.values())
             self.tasks.clear()
             self.closing = True
+            self.outbox.clear()
+            self.wake.notify_all()
         if not self.lost:
-            _bounded(lambda: self._stop_workers(tasks, kill))
+            bounded(lambda: self._stop_workers(tasks, kill), CLOSE_SECONDS)
         self._close()
 
     def _stop_workers(self, tasks: list[distributed.Future], kill: bool) -> None:
         if kill and tasks:
             self.client.cancel(tasks, force=True)
-        self.client.run(_kill if kill else _end, self.spec.build_id, on_error="ignore")
+        stop = on_worker.kill_build if kill else on_worker.end_build
+        self.client.run(stop, self.spec.build_id, on_error="ignore")
 
     def _close(self) -> None:
         self.settling.shutdown(wait=False)
         if self.plugin and not self.lost and not self.local:  # workers joining later: none
-            _bounded(lambda: self.client.unregister_worker_plugin(self.plugin))
-        _bounded(lambda: self.client.close(timeout=CONNECT_SECONDS))
+            bounded(lambda: self.client.unregister_worker_plugin(self.plugin), CLOSE_SECONDS)
+        bounded(lambda: self.client.close(timeout=CONNECT_SECONDS), CLOSE_SECONDS)
         if self.cluster is not None:
-            _bounded(lambda: self.cluster.close(timeout=CONNECT_SECONDS))
+            bounded(lambda: self.cluster.close(timeout=CONNECT_SECONDS), CLOSE_SECONDS)
             self.cluster = None
-
-
-def _bounded(action: Any, seconds: float = 2 * CONNECT_SECONDS) -> None:
-    """Run a clean-up step in a thread, waiting for it at most `seconds`: a cluster that
-    went away must not hold the build open."""
-    def quietly() -> None:
-        with contextlib.suppress(BaseException):
-            action()
-
-    thread = threading.Thread(target=quietly, daemon=True, name="makeflow-dask-close")
-    thread.start()
-    thread.join(seconds)
-
-
-def _cannot_check(address: str, error: Any) -> str:
-    return f"worker {address} could not check the rules: {error!r}"
-
-
-def _started_since(log: str, sent: float) -> bool:
-    try:
-        return os.stat(log).st_mtime >= sent - 1.0
-    except OSError:
-        return False
-
-
-def _note(log: str, line: str) -> None:
-    with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as f:
-        f.write(f"\n{line}\n")
 
 
 def start_local_cluster(jobs: int) -> Any:
