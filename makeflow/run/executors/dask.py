@@ -450,8 +450,10 @@ def start_local_cluster(jobs: int) -> Any:
     try:
         # send every submitted step to a worker at once: makeflow already keeps no more in
         # flight than -j times `depth`, and a step queued on its worker starts without a
-        # round trip to the scheduler when the one before it ends
-        dask.config.set({"distributed.scheduler.worker-saturation": float("inf")})
+        # round trip to the scheduler when the one before it ends. Its scheduler runs in
+        # this process: it samples the system (for a dashboard it has not) once a minute
+        dask.config.set({"distributed.scheduler.worker-saturation": float("inf"),
+                         "distributed.admin.system-monitor.interval": "60s"})
         return distributed.LocalCluster(
             n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.CRITICAL, memory_limit=0,
