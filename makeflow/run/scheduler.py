@@ -461,8 +461,7 @@ class Run:
                 self._put_back(running.step)
 
     def _temp_done(self, sid: str | None) -> None:
-        """Delete the temporary files whose last reader in this build this step was (with
-        None: those whose readers all ran in an earlier part of the build)."""
+        """Delete the temp files whose last reader was this step (None: an earlier part)."""
         for path in self.temp.finished(sid) if sid else self.temp.earlier_due():
             self.digests.removed_temp(path)
             warning = temp.remove(path)
