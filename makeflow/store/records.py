@@ -125,3 +125,18 @@ def fingerprint_of(recipe: str, params_json: str, inputs: list[tuple[str, str | 
 def dump(value: object) -> str:
     """JSON, ASCII-only so file names that are not UTF-8 survive (as \\udcXX escapes)."""
     return json.dumps(value, sort_keys=True, default=repr)
+
+
+def to_db(text: str) -> str | bytes:
+    """A path or step id for SQLite, whose text must be UTF-8: a name that is not (Linux
+    allows any bytes) is stored as its bytes instead."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def from_db(value: str | bytes) -> str:
+    """A path or step id as `to_db` stored it."""
+    return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from makeflow.store.records import from_db, to_db
+
 Recover = Callable[[sqlite3.DatabaseError], None]
 Change = tuple[str | bytes, str | None]  # (step id, reason); None drops the row
 
@@ -30,7 +32,7 @@ class Skips:
             except sqlite3.DatabaseError as exc:
                 recover(exc)
                 rows = []
-            self._known = {_text(sid): reason for sid, reason in rows}
+            self._known = {from_db(sid): reason for sid, reason in rows}
         return self._known
 
     def note(self, db: sqlite3.Connection, recover: Recover, step_id: str,
@@ -39,9 +41,9 @@ class Skips:
         known = self.known(db, recover)
         if reason:
             known[step_id] = reason
-            self.pending.append((_db(step_id), reason))
+            self.pending.append((to_db(step_id), reason))
         elif known.pop(step_id, None) is not None:
-            self.pending.append((_db(step_id), None))
+            self.pending.append((to_db(step_id), None))
 
     def take(self) -> list[Change]:
         taken, self.pending = self.pending, []
@@ -55,16 +57,3 @@ def write_skips(db: sqlite3.Connection, changes: list[Change]) -> None:
             db.execute("DELETE FROM skips WHERE id=?", (sid,))
         else:
             db.execute("INSERT OR REPLACE INTO skips VALUES (?,?)", (sid, reason))
-
-
-def _db(text: str) -> str | bytes:
-    """As the state store keeps step ids: a name that is not UTF-8 as its bytes."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-    return text
-
-
-def _text(value: str | bytes) -> str:
-    return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")

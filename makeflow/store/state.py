@@ -33,7 +33,14 @@ from makeflow.store.opening import (
     open_read_only,
     writable,
 )
-from makeflow.store.records import FileRecord, StepRecord, dump, fingerprint_of
+from makeflow.store.records import (
+    FileRecord,
+    StepRecord,
+    dump,
+    fingerprint_of,
+    from_db,
+    to_db,
+)
 from makeflow.store.skips import Skips, write_skips
 
 STATE_DIR = ".makeflow"
@@ -152,7 +159,7 @@ class StateStore:
         if found is _UNREAD:
             self._count_lookup()
             try:
-                row = self.db.execute(query, (_to_db(key),)).fetchone()
+                row = self.db.execute(query, (to_db(key),)).fetchone()
             except sqlite3.DatabaseError as exc:
                 self._recover(exc)
                 return None
@@ -175,11 +182,11 @@ class StateStore:
             try:
                 rows = self.db.execute(
                     "SELECT * FROM files WHERE path IN (" + ",".join("?" * len(chunk)) + ")",
-                    [_to_db(p) for p in chunk]).fetchall()
+                    [to_db(p) for p in chunk]).fetchall()
             except sqlite3.DatabaseError as exc:
                 self._recover(exc)
                 return
-            found = {_from_db(row[0]): FileRecord._make(row[1:]) for row in rows}
+            found = {from_db(row[0]): FileRecord._make(row[1:]) for row in rows}
             for p in chunk:
                 self._some_files[p] = found.get(p)
 
@@ -215,9 +222,9 @@ class StateStore:
         try:
             files = {row[0]: make(row[1:]) for row in self.db.execute(
                 "SELECT * FROM files WHERE typeof(path) = 'text'")}
-            files.update((_from_db(row[0]), make(row[1:])) for row in self.db.execute(
+            files.update((from_db(row[0]), make(row[1:])) for row in self.db.execute(
                 "SELECT * FROM files WHERE typeof(path) = 'blob'"))
-            fingerprints = {_from_db(sid): fp for sid, fp in self.db.execute(
+            fingerprints = {from_db(sid): fp for sid, fp in self.db.execute(
                 "SELECT id, fingerprint FROM steps")}
         except sqlite3.DatabaseError as exc:
             self._recover(exc)  # every entry is gone with the damaged store
@@ -247,7 +254,7 @@ class StateStore:
             self.flush()
             try:
                 row = self.db.execute("SELECT record FROM steps WHERE id=?",
-                                      (_to_db(step_id),)).fetchone()
+                                      (to_db(step_id),)).fetchone()
             except sqlite3.DatabaseError as exc:
                 self._recover(exc)
                 return None
@@ -270,7 +277,7 @@ class StateStore:
         if not entries:
             return
         self._set_files(entries)
-        rows = [(_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+        rows = [(to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
                 for p, r in entries.items()]
         self._write(lambda: self.db.executemany(
             "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", rows))
@@ -288,9 +295,9 @@ class StateStore:
         self._records.pop(step_id, None)  # read again if asked: records are big, asks rare
         self._set_files(files)
         self._skips.note(self.db, self._recover, step_id, record.skipped)
-        self._pending_steps.append((_to_db(step_id), fp, dump(record.as_json())))
+        self._pending_steps.append((to_db(step_id), fp, dump(record.as_json())))
         self._pending_files.extend(
-            (_to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
+            (to_db(p), r.size, r.mtime_ns, r.inode, r.digest, r.checked_ns)
             for p, r in files.items())
 
     def flush(self, rider: Callable[[], object] | None = None) -> None:
@@ -322,7 +329,7 @@ class StateStore:
         if self.fingerprint(step_id) is not None:
             self._set_fingerprint(step_id, None)
             self._write(lambda: self.db.execute("DELETE FROM steps WHERE id=?",
-                                                (_to_db(step_id),)))
+                                                (to_db(step_id),)))
 
     def _write(self, work: Callable[[], object]) -> None:
         """Run `work` in one transaction; nothing in a read-only folder. A damaged store
@@ -372,17 +379,3 @@ class _Transaction:
 
 
 _UNREAD = object()
-
-
-def _to_db(text: str) -> str | bytes:
-    """A path or step id for SQLite, whose text must be UTF-8: a name that is not (Linux
-    allows any bytes) is stored as its bytes instead."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-    return text
-
-
-def _from_db(value: str | bytes) -> str:
-    return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")
