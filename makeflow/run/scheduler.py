@@ -462,11 +462,9 @@ class Run:
 
     def _temp_done(self, sid: str | None) -> None:
         """Delete the temp files whose last reader was this step (None: an earlier part)."""
-        for path in self.temp.finished(sid) if sid else self.temp.earlier_due():
-            self.digests.removed_temp(path)
-            warning = temp.remove(path)
-            if warning:
-                self.reporter.warning(warning)
+        due = self.temp.finished(sid) if sid else self.temp.earlier_due()
+        for warning in temp.delete(due, self.digests):
+            self.reporter.warning(warning)
 
     def _done(self, sid: str, how: str) -> None:
         if not self.graph.steps[sid].rule.is_alias:

@@ -68,12 +68,18 @@ class TempFiles:
 def release(held: list[str], digests: Digests) -> list[str]:
     """Delete the files an earlier part held when the last part runs nothing (its steps
     all came out fresh); the warnings of those that could not be deleted."""
-    warnings = []
-    for path in dict.fromkeys(held):
-        if os.path.lexists(path):
-            digests.removed_temp(path)
-            warnings.append(remove(path))
+    due = [p for p in dict.fromkeys(held) if os.path.lexists(p)]
     held.clear()
+    return delete(due, digests)
+
+
+def delete(paths: list[str], digests: Digests) -> list[str]:
+    """Delete temporary files, their last digests standing in for them from now on; the
+    warnings of those that could not be deleted."""
+    warnings = []
+    for path in paths:
+        digests.removed_temp(path)
+        warnings.append(remove(path))
     return [w for w in warnings if w]
 
 
