@@ -116,6 +116,19 @@ def test_gc_evicts_the_least_recently_used_blobs_first(tmp_path):
     assert cas.has(new) and not cas.has(old)
 
 
+def test_drop_unused_keeps_only_the_blobs_used_since_a_time(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    old = cas.put(write(tmp_path / "old", b"o" * 1000))
+    used = cas.put(write(tmp_path / "used", b"u" * 10))
+    placed = cas.put(write(tmp_path / "placed", b"p" * 10))
+    for digest in (old, used, placed):
+        os.utime(cas.path(digest), (1000, 1000))
+    cas.put(str(tmp_path / "used"), used)  # storing it again counts as a use
+    cas.restore(placed, str(tmp_path / "out"))  # so does placing it
+    assert cas.drop_unused(2000) == (1, 1000)
+    assert not cas.has(old) and cas.has(used) and cas.has(placed)
+
+
 def test_hardlink_mode_stores_and_restores_without_copying(tmp_path):
     cas = Cas(tmp_path / "cas", link=True)
     src = write(tmp_path / "a", b"linked")

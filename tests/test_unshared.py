@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from makeflow.store.hashing import hash_file
+
 from executor_suite import WORKER, run_build, start_cluster
 
 PIPELINE = '''
@@ -83,6 +85,34 @@ def test_steps_run_in_scratch_and_only_the_targets_come_back(project, cluster, w
     assert project.read("second.txt") == "ABC\n"
 
 
+def worker_blobs(workers_dir: Path) -> set[str]:
+    """The names of the blobs in every worker's scratch store."""
+    return {blob.name for store in workers_dir.rglob("makeflow-cas")
+            for blob in store.glob("blobs/*/*")}
+
+
+def test_worker_stores_keep_only_the_blobs_the_last_build_used(project, cluster, workers_dir,
+                                                               tmp_path):
+    project.rules(PIPELINE)
+    first_source = project.write("src.txt", "abcdef\n")
+    old = hash_file(str(first_source))
+    remote = remote_in(tmp_path)
+    assert unshared(project, cluster, "third.txt", remote=remote).ok
+    assert old in worker_blobs(workers_dir)  # the source passed through a worker's store
+    project.write("src.txt", "uvwxyz\n")
+    result = unshared(project, cluster, "third.txt", remote=remote)
+    assert sorted(result.ran) == ["first", "second", "third"], result.output
+    left = worker_blobs(workers_dir)
+    assert old not in left, "a blob the last build did not use was kept"
+    # every blob left is a file of the last build: its source, an output or a log
+    assert unshared(project, cluster, "third.txt", remote=remote, download="all").ran == []
+    files = ["src.txt", "first.txt", "first.where", "second.txt", "second.where", "third.txt",
+             *(f".makeflow/logs/{s}.log" for s in ("first", "second", "third"))]
+    used = {hash_file(str(project.root / f)) for f in files}
+    assert hash_file(str(project.root / "src.txt")) in left
+    assert left <= used, left - used
+
+
 def test_early_cutoff_and_a_source_changed_here(project, cluster, tmp_path):
     project.rules(PIPELINE)
     project.write("src.txt", "abcdef\n")
@@ -149,3 +179,26 @@ def test_an_s3_remote_served_by_moto(project, s3_url):
     assert result.ok, (result.failed, result.output)
     assert project.read("third.txt") == "ABC\ndone\n"
     assert not project.exists("second.txt")
+
+
+def test_an_input_blob_gone_bad_on_the_worker_is_fetched_again(tmp_path):
+    from makeflow.define.rules import Files
+    from makeflow.run.executors import Job
+    from makeflow.run.executors.scratch import _fetch, remote_at, scratch_store
+    from makeflow.store.cas import Cas
+
+    source = tmp_path / "src.txt"
+    source.write_text("abcdef\n")
+    url = remote_in(tmp_path)
+    here = Cas(tmp_path / "here")
+    digest = here.put(str(source))
+    remote_at(url).upload(here, [digest])
+    worker = scratch_store(str(tmp_path / "worker"))
+    worker.put(str(source))
+    os.chmod(worker.path(digest), 0o644)
+    worker.path(digest).write_text("rotted\n")  # there, so not downloaded: used, then dropped
+    (tmp_path / "step").mkdir()
+    job = Job("first", "first", "first.log", inputs=Files(("src.txt",)),
+              workdir=str(tmp_path / "step"), fetch={"src.txt": digest})
+    assert _fetch(job, remote_at(url), worker) == ""
+    assert (tmp_path / "step" / "src.txt").read_text() == "abcdef\n"

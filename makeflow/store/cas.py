@@ -306,6 +306,19 @@ class Cas:
             freed += size
         return removed, freed
 
+    def drop_unused(self, since: float) -> tuple[int, int]:
+        """Remove every blob not used since `since` (a `time.time()`; each use bumps a
+        blob's mtime): a scratch store keeps only what the current build used. Returns how
+        many blobs and bytes were removed. Leftovers of killed writers go too."""
+        self._clean_tmp()
+        removed = freed = 0
+        for path, size, mtime in list(self.entries()):
+            if mtime < since:
+                fs.remove(path)
+                removed += 1
+                freed += size
+        return removed, freed
+
     def _clean_tmp(self) -> None:
         if not self._tmp.is_dir():
             return

@@ -97,18 +97,10 @@ class RulesPlugin(WorkerPlugin):
         self.spec, self.image = spec, image
 
     def setup(self, worker: Any) -> None:
-        on_worker.open_build(self.spec, self.image, worker.address)
+        on_worker.open_build(self.spec, self.image, worker.address, worker.local_directory)
 
     def teardown(self, worker: Any) -> None:
         on_worker.end_build(self.spec.build_id)
-
-
-
-
-
-
-
-
 
 
 def _no_dask_retries(dask_scheduler: Any = None) -> None:

@@ -101,8 +101,11 @@ def rules_mismatch(spec: BuildSpec, worker: str) -> str:
 class Site:
     """One build on one worker: its running shell steps and its Python step processes."""
 
-    def __init__(self, spec: BuildSpec, worker: str, image: RulesImage | None = None):
+    def __init__(self, spec: BuildSpec, worker: str, image: RulesImage | None = None,
+                 base: str = ""):
         self.spec = spec
+        self.opened = time.time()  # blobs of the scratch store not used since go at the end
+        self.base = base  # the worker's own folder, where scratch folders and blobs go
         # sharing no disk, the worker has no copy to compare: it runs the image it is sent
         self.refused = ("" if spec.remote is not None else image_mismatch(image, worker)
                         if image is not None else rules_mismatch(spec, worker))
@@ -117,6 +120,7 @@ class Site:
 
     def run(self, job: Job, worker: str, base: str = "") -> JobResult:
         """Run a step here; with a remote, in a scratch folder under `base`."""
+        self.base = self.base or base
         if self.refused:
             now = time.time()
             return JobResult(False, now, now, None, self.refused)
@@ -166,6 +170,13 @@ class Site:
     def close(self) -> None:
         self.pool.kill_all() if self.killed else self.pool.close()
 
+    def trim(self) -> None:
+        """Sharing no disk, drop the scratch store's blobs this build did not use."""
+        if self.spec.remote is not None and self.base:
+            from makeflow.run.executors.scratch import trim
+
+            trim(self.base, self.opened)
+
 
 def _may_have_children() -> None:
     """Let this worker process start the Python step processes.
@@ -196,10 +207,10 @@ _early: dict[str, set[str]] = {}  # steps cancelled before the build's first ste
 _sites_lock = threading.Lock()
 
 
-def open_build(spec: BuildSpec, image: RulesImage | None, worker: str) -> str:
-    """Make the build's Site on this worker with the rules image the build loaded; why the
-    worker is refused ('' when it is not)."""
-    return site_for(spec, worker, image).refused
+def open_build(spec: BuildSpec, image: RulesImage | None, worker: str, base: str = "") -> str:
+    """Make the build's Site on this worker with the rules image the build loaded (`base`:
+    the worker's own folder); why the worker is refused ('' when it is not)."""
+    return site_for(spec, worker, image, base).refused
 
 
 def refusal(build_id: str) -> str | None:
@@ -208,13 +219,14 @@ def refusal(build_id: str) -> str | None:
     return None if site is None else site.refused
 
 
-def site_for(spec: BuildSpec, worker: str, image: RulesImage | None = None) -> Site:
+def site_for(spec: BuildSpec, worker: str, image: RulesImage | None = None,
+             base: str = "") -> Site:
     """The build's Site on this worker: opened with its image, or else made at its first
     step (then the rules file's digest alone is checked)."""
     with _sites_lock:
         site = _sites.get(spec.build_id)
         if site is None:
-            site = _sites[spec.build_id] = Site(spec, worker, image)
+            site = _sites[spec.build_id] = Site(spec, worker, image, base)
             site.cancelled.update(_early.pop(spec.build_id, ()))
             old = list(_sites)[:-KEEP]
             retired = [_sites.pop(build_id) for build_id in old]
@@ -246,10 +258,12 @@ def kill_build(build_id: str) -> int:
 
 
 def end_build(build_id: str) -> None:
+    """The build is over on this worker: its Python processes end, its unused blobs go."""
     with _sites_lock:
         site = _sites.pop(build_id, None)
     if site is not None:
         site.close()
+        site.trim()
 
 
 def ignore_interrupts() -> None:

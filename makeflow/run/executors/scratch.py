@@ -4,7 +4,9 @@ The step's inputs are fetched into the folder by digest from the remote store, a
 same relative paths as in the project; the step runs there; its outputs and its log are
 pushed to the remote (put-if-absent), and the result carries their digests, which the
 build records. The folder is removed afterwards. Blobs pass through a content-addressed
-store in the worker's own folder, so an input that several steps read is fetched once.
+store in the worker's own folder, so an input that several steps read is fetched once;
+when the build ends, the blobs it did not use are removed from that store (`trim`), so it
+holds one build's files at most, however many builds (or `watch` rebuilds) came before.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def run_in_scratch(job: Job, run: Callable[[Job], JobResult], url: str,
                    base: str) -> JobResult:
     """Fetch the inputs into a new folder under `base`, run the step there with `run`,
     push its outputs and log; the result with their digests."""
-    remote, cas = remote_at(url), Cas(os.path.join(base, "makeflow-cas"))
+    remote, cas = remote_at(url), scratch_store(base)
     os.makedirs(base, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="makeflow-step-", dir=base)
     here = dataclasses.replace(job, workdir=folder)
@@ -54,12 +56,31 @@ def run_in_scratch(job: Job, run: Callable[[Job], JobResult], url: str,
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def scratch_store(base: str) -> Cas:
+    """The blob store of the worker whose own folder is `base`."""
+    return Cas(os.path.join(base, "makeflow-cas"))
+
+
+def trim(base: str, since: float) -> tuple[int, int]:
+    """Remove the blobs of the worker's store that no step used since `since` (when the
+    build began on this worker); how many blobs and bytes went."""
+    return scratch_store(base).drop_unused(since)
+
+
 def _fetch(job: Job, remote: Remote, cas: Cas) -> str:
-    """Place every input in the step's folder; why not ('' when all are there)."""
+    """Place every input in the step's folder; why not ('' when all are there). A blob
+    gone between its download and its use (another build ending on this worker trimmed
+    it) is fetched once more."""
     try:
-        remote.download(cas, job.fetch.values())
-        for path, digest in job.fetch.items():
-            cas.restore(digest, job.at(path))
+        for tries_left in (1, 0):
+            remote.download(cas, job.fetch.values())
+            try:
+                for path, digest in job.fetch.items():
+                    cas.restore(digest, job.at(path))
+                break
+            except BlobError:
+                if not tries_left:
+                    raise
     except (BlobError, RemoteError, OSError) as exc:
         return f"could not fetch its inputs from the remote: {exc}"
     return ""
