@@ -13,6 +13,7 @@ import pytest
 
 from makeflow.store.hashing import hash_file
 
+from conftest import Project
 from executor_suite import WORKER, run_build, start_cluster
 
 PIPELINE = '''
@@ -55,8 +56,8 @@ def remote_in(tmp_path: Path) -> str:
 
 
 def unshared(project, address, *targets, **options):
-    return run_build(project, "dask", address, *targets, jobs=2, shared_fs=False,
-                     cache=False, **options)
+    options.setdefault("cache", False)
+    return run_build(project, "dask", address, *targets, jobs=2, shared_fs=False, **options)
 
 
 def test_steps_run_in_scratch_and_only_the_targets_come_back(project, cluster, workers_dir,
@@ -111,6 +112,29 @@ def test_worker_stores_keep_only_the_blobs_the_last_build_used(project, cluster,
     used = {hash_file(str(project.root / f)) for f in files}
     assert hash_file(str(project.root / "src.txt")) in left
     assert left <= used, left - used
+
+
+def test_a_fresh_clone_with_the_same_remote_restores_every_step(project, cluster, tmp_path,
+                                                                 tmp_path_factory):
+    project.rules(PIPELINE)
+    project.write("src.txt", "abcdef\n")
+    remote = remote_in(tmp_path)
+    made = unshared(project, cluster, "third.txt", remote=remote, cache=True)
+    assert sorted(made.ran) == ["first", "second", "third"], made.output
+    clone = Project(tmp_path_factory.mktemp("clone"))  # the sources only: no records, no lock
+    for source in ("Makeflow.py", "src.txt"):
+        clone.write(source, project.read(source))
+    result = clone.build("third.txt", cache=True, remote=remote)
+    assert result.ok, (result.failed, result.output)
+    assert result.ran == [] and sorted(result.restored) == ["first", "second", "third"]
+    assert clone.read("third.txt") == "ABC\ndone\n" and clone.read("second.txt") == "ABC\n"
+    assert WORKER.search(clone.read(".makeflow/logs/second.log"))  # the worker's log too
+    other = Project(tmp_path_factory.mktemp("other"))
+    for source in ("Makeflow.py", "src.txt"):
+        other.write(source, project.read(source))
+    pulled = other.run("pull", "--remote", remote, "third.txt")
+    assert pulled.code == 0 and "not in the cache" not in pulled.text, pulled.text
+    assert other.read("third.txt") == "ABC\ndone\n"
 
 
 def test_early_cutoff_and_a_source_changed_here(project, cluster, tmp_path):

@@ -8,7 +8,8 @@ the worker returns, so early cutoff, the state store and `makeflow.lock` work as
 and downloads only what is asked for: the outputs of the requested targets (by default)
 or every output (`--download all`). An output left on the remote is recorded with the
 inode REMOTE_ONLY: a later build without a shared disk counts it as present, any other
-build as missing. The log always comes back, for `makeflow logs`.
+build as missing. The log always comes back, for `makeflow logs`. With the run cache on,
+each step's run record is pushed too, so another clone with the same remote restores it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from makeflow.store import aside, fs
 from makeflow.store.cas import BlobError, Cas
 from makeflow.store.records import REMOTE_ONLY
 from makeflow.store.remote import Remote, RemoteError
-from makeflow.store.runcache import RunCache
+from makeflow.store.runcache import RunCache, RunRecord
 from makeflow.store.state import FileRecord, StateStore
 
 PROBLEMS = (RemoteError, BlobError, OSError)
@@ -76,8 +77,19 @@ class UnsharedRun(Run):
         return self.files.land(running, result, self.wanted)
 
     def _save(self, running: Running, landed: Landed) -> None:
-        """Nothing goes to the local run cache: the outputs may be on the remote only."""
-
+        """Nothing goes to the local run cache: the outputs may be on the remote only. With
+        the run cache on, the step's run record goes to the remote instead (its worker
+        pushed the blobs it names already), so another clone restores the step from there."""
+        key = self.keys.get(running.step.id)
+        if self.cache is None or key is None or landed.error or landed.moved or landed.skipped:
+            return
+        result = landed.result
+        record = RunRecord(running.step.id, {p: r.digest for p, r in landed.outputs.items()},
+                           result.remote_log or None, result.finished - result.started)
+        try:
+            self.files.remote.put_record(key, record)  # put-if-absent: the first one stays
+        except RemoteError as exc:
+            self.cache.warn(f"could not push the run record of {running.step.id}: {exc}")
 
 
 def download_left(files: RemoteFiles, wanted: set[str] | None, graph: Graph,
