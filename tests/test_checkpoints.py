@@ -3,8 +3,13 @@ the graph and runs the new steps; later builds run only what its new output call
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+
+from makeflow import BuildOptions, build, load
+from makeflow.run.build import local_executor
+from makeflow.ui.plain import PlainReporter
 
 CLUSTERS = """
 import os
@@ -427,3 +432,36 @@ def test_a_checkpoint_that_skips_skips_what_waits_for_it_in_the_same_build(proje
     grown = project.build()
     assert sorted(grown.ran) == sorted(["split", *per(0, 1), "total"]), grown.output
     assert grown.skipped == {}, grown.output
+
+
+class Recorded:
+    """An executor whose `shutdown` calls are counted (their `kill`), the rest passed on."""
+
+    def __init__(self, executor, shutdowns: list[bool]):
+        self.executor, self.shutdowns = executor, shutdowns
+
+    def __getattr__(self, name):
+        return getattr(self.executor, name)
+
+    def shutdown(self, kill: bool = False) -> None:
+        self.shutdowns.append(kill)
+        self.executor.shutdown(kill=kill)
+
+
+def test_a_build_in_parts_makes_one_executor_and_stops_it_once(project):
+    setup(project)
+    made, shutdowns = [], []
+
+    def factory(pipeline, options):
+        made.append(Recorded(local_executor(pipeline, options), shutdowns))
+        return made[-1]
+
+    result = build(load(project.root / "Makeflow.py"), [], BuildOptions(cache=False),
+                   PlainReporter(io.StringIO()), factory)
+    assert sorted(result.ran) == sorted(["split", *per(0, 1, 2), "total"])
+    assert len(made) == 1 and shutdowns == [False]
+    project.write("n.txt", "x\n")  # the checkpoint fails: no second part, still one stop
+    made.clear()
+    failed = build(load(project.root / "Makeflow.py"), [], BuildOptions(cache=False),
+                   PlainReporter(io.StringIO()), factory)
+    assert list(failed.failed) == ["split"] and len(made) == 1 and shutdowns == [False] * 2

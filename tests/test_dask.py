@@ -5,6 +5,7 @@ started as processes of their own."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -96,6 +97,34 @@ def test_its_own_cluster_listens_on_127_0_0_1_only(project):
     assert listening and {ip for _, ip in listening} == {"127.0.0.1"}, listening
     assert "running on 2 Dask workers, a LocalCluster on 127.0.0.1" in out
     assert " on tcp://127.0.0.1:" in out  # the step line names its worker
+
+
+def test_a_checkpoint_pipeline_runs_every_part_on_one_local_cluster(project):
+    project.rules('''
+        import os
+        from makeflow import rule, expand, glob_wildcards
+
+        @rule(inputs="n.txt", outputs="clusters", checkpoint=True)
+        def split(step):
+            os.makedirs(step.outputs[0], exist_ok=True)
+            for i in range(int(step.inputs[0].read_text())):
+                (step.outputs[0] / f"{i}.txt").write_text(f"cluster {i}\\n")
+
+        rule("per", inputs="clusters/{c}.txt", outputs="per/{c}.txt",
+             shell="tr a-z A-Z < {inputs} > {outputs}")
+        rule("total", outputs="total.txt", shell="cat {inputs} > {outputs}", default=True,
+             inputs=lambda: expand("per/{c}.txt", c=glob_wildcards("clusters/{c}.txt").c))
+        ''')
+    project.write("n.txt", "3\n")
+    done = project.run("build", "--executor", "dask", "-j", "2")
+    assert done.code == 0, done.text
+    assert project.read("total.txt") == "CLUSTER 0\nCLUSTER 1\nCLUSTER 2\n"
+    where = {line for line in done.out.splitlines() if "running on" in line}
+    assert len(where) == 1, where  # each part on the same workers: one cluster started
+    workers = set(re.findall(r"tcp://127\.0\.0\.1:\d+", where.pop()))
+    logs = list((project.root / ".makeflow" / "logs").rglob("*.log"))
+    ran_on = {m for log in logs for m in WORKER.findall(log.read_text())}
+    assert len(logs) == 5 and ran_on and ran_on <= workers, (ran_on, workers)
 
 
 def test_the_scheduler_comes_from_the_flag_the_environment_or_makeflow_toml(project,

@@ -139,16 +139,36 @@ def _run_parts(pipeline: Pipeline, targets: Iterable[str], plan: Plan, state: St
                all_fresh: Callable[..., None]) -> tuple[Plan, Digests]:
     """Run the plan; when stale checkpoints decide part of the graph, run the part before
     them, plan again with what they wrote, and go on (run/growing.py). The last plan and
-    its digests are returned: the graph as it grew."""
-    targets = list(targets)
+    its digests are returned: the graph as it grew. Every part runs on one executor."""
     earlier: dict[str, list[str]] = {}  # the reasons of the steps run in earlier parts
+    one = growing.OneExecutor(executor)
+    try:
+        plan, digests, deferred = _parts(pipeline, list(targets), plan, state, digests,
+                                         options, reporter, result, one, recorder,
+                                         all_fresh, earlier)
+    finally:
+        one.close()
+    growing.settle(result, deferred)
+    plan.stale = {**{s: why for s, why in earlier.items() if s in plan.graph.steps},
+                  **plan.stale}
+    result.plan = plan
+    return plan, digests
+
+
+def _parts(pipeline: Pipeline, targets: list[str], plan: Plan, state: StateStore,
+           digests: Digests, options: BuildOptions, reporter: Reporter, result: BuildResult,
+           executor: growing.OneExecutor, recorder: RunRecorder,
+           all_fresh: Callable[..., None], earlier: dict[str, list[str]]
+           ) -> tuple[Plan, Digests, list[str]]:
+    """The loop of `_run_parts`; the last plan, its digests, and the steps left waiting
+    for a checkpoint that did not run."""
     deferred: list[str] = []
     for _ in range(growing.MOST_PARTS):
         if not plan.waiting:
+            executor.last = True  # the end of this part stops the executor
             _run(pipeline, plan, state, digests, options, reporter, result, executor,
                  recorder, all_fresh)
-            deferred = []
-            break
+            return plan, digests, []
         part = growing.first_part(plan)
         deferred = [s for s, step in plan.graph.steps.items()
                     if s not in part.graph.steps and not step.rule.is_alias]
@@ -168,11 +188,7 @@ def _run_parts(pipeline: Pipeline, targets: Iterable[str], plan: Plan, state: St
         gone = growing.dropped(before, plan.graph)
         if gone:
             reporter.warning(growing.dropped_warning(gone, checkpoints))
-    growing.settle(result, deferred)
-    plan.stale = {**{s: why for s, why in earlier.items() if s in plan.graph.steps},
-                  **plan.stale}
-    result.plan = plan
-    return plan, digests
+    return plan, digests, deferred
 
 
 def _cut_off(sids: list[str], plan: Plan, result: BuildResult, recorder: RunRecorder) -> None:

@@ -6,13 +6,19 @@ build plans again with what the checkpoint wrote.
 the graph is resolved and planned again from the rules, the records and the files, as any
 build plans, and the next part runs. Steps already done in this build are not run again;
 steps the checkpoint no longer calls for are reported, their outputs left to `clean`.
+Every part runs on one executor (`OneExecutor`): a Dask build connects, and starts its
+LocalCluster, once.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from makeflow.define.loader import Pipeline
 from makeflow.plan.graph import Graph
 from makeflow.plan.staleness import Plan
-from makeflow.run.outcome import BuildResult
+from makeflow.run.executors import Executor, ExecutorFactory
+from makeflow.run.outcome import BuildOptions, BuildResult
 
 MOST_PARTS = 1000  # a checkpoint below a checkpoint below ...: far more than any pipeline
 
@@ -79,3 +85,45 @@ def settle(result: BuildResult, deferred: list[str]) -> None:
     result.fresh = [s for s in dict.fromkeys(result.fresh) if s not in settled]
     result.not_run = list(dict.fromkeys(
         [s for s in [*result.not_run, *deferred] if s not in settled]))
+
+
+class OneExecutor:
+    """The executor factory of a build run in parts: the first part makes the executor,
+    the others get the same one. Between parts its `shutdown()` keeps it; a kill, the last
+    part's end (`last`) or `close()` stops it."""
+
+    def __init__(self, factory: ExecutorFactory):
+        self.factory = factory
+        self.kept: _Kept | None = None
+        self.last = False  # the part about to run is the build's last
+
+    def __call__(self, pipeline: Pipeline, options: BuildOptions) -> Executor:
+        if self.kept is None or self.kept.stopped:
+            made = self.factory(pipeline, options)
+            if self.last:  # a build in one part: the executor as it is, stopped by its run
+                return made
+            self.kept = _Kept(made, self)
+        return self.kept  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the executor unless a part stopped it already."""
+        if self.kept is not None and not self.kept.stopped:
+            self.kept.stop(False)
+
+
+class _Kept:
+    """An executor as the parts of a build see it: everything but `shutdown` goes to it."""
+
+    def __init__(self, executor: Executor, owner: OneExecutor):
+        self.executor, self.owner, self.stopped = executor, owner, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.executor, name)
+
+    def shutdown(self, kill: bool = False) -> None:
+        if kill or self.owner.last:
+            self.stop(kill)
+
+    def stop(self, kill: bool) -> None:
+        self.stopped = True
+        self.executor.shutdown(kill=kill)
