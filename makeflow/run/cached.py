@@ -123,9 +123,12 @@ class BuildCache:
 
     # -- lookups -------------------------------------------------------------------
     def submit(self, work, *args) -> Future:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="makeflow-cache")
-        return self._pool.submit(work, *args)
+        """Run `work` on the cache's threads; callable from any thread (the build's loop
+        and the threads that settle ended steps), so the pool is made under the lock."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="makeflow-cache")
+            return self._pool.submit(work, *args)
 
     def find(self, key: str) -> RunRecord | None:
         """The record of `key` with its blobs in the local store: local, else remote."""

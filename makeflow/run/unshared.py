@@ -79,17 +79,23 @@ class UnsharedRun(Run):
     def _save(self, running: Running, landed: Landed) -> None:
         """Nothing goes to the local run cache: the outputs may be on the remote only. With
         the run cache on, the step's run record goes to the remote instead (its worker
-        pushed the blobs it names already), so another clone restores the step from there."""
+        pushed the blobs it names already), so another clone restores the step from there.
+        Written on the cache's threads, which the build waits for, not in the thread that
+        settles the steps that end."""
         key = self.keys.get(running.step.id)
         if self.cache is None or key is None or landed.error or landed.moved or landed.skipped:
             return
         result = landed.result
         record = RunRecord(running.step.id, {p: r.digest for p, r in landed.outputs.items()},
                            result.remote_log or None, result.finished - result.started)
+        self.cache.submit(self._push_record, key, record)
+
+    def _push_record(self, key: str, record: RunRecord) -> None:
         try:
             self.files.remote.put_record(key, record)  # put-if-absent: the first one stays
         except RemoteError as exc:
-            self.cache.warn(f"could not push the run record of {running.step.id}: {exc}")
+            assert self.cache is not None
+            self.cache.warn(f"could not push the run record of {record.step}: {exc}")
 
 
 def download_left(files: RemoteFiles, wanted: set[str] | None, graph: Graph,
