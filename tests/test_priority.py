@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from test_errors import user_error
 
 TWO_RULES = """\
@@ -72,4 +73,15 @@ def test_a_priority_that_is_not_a_whole_number_is_a_user_error(project):
     project.write("src/a.txt", "hello\n")
 
     user_error(project.run("build", "out/a.txt"), "rule upper", "priority=", "'high'",
+               "Makeflow.py:3")
+
+
+@pytest.mark.parametrize("option", ["priority=False", "retries=False", "retries=0.0"])
+def test_a_number_given_as_a_bool_or_a_float_is_still_refused(project, option):
+    """Most rules give no options, which is checked by comparing with the defaults; a
+    value equal to a default but of another type (False == 0 == 0.0) is still refused."""
+    project.rules(TWO_RULES.format(upper=f", {option}", copy=""))
+    project.write("src/a.txt", "hello\n")
+
+    user_error(project.run("build", "out/a.txt"), "rule upper", option.split("=")[0] + "=",
                "Makeflow.py:3")

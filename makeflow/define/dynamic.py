@@ -55,6 +55,9 @@ def is_function(value: Any) -> bool:
 
 def has_functions(inputs: Any, params: Any) -> bool:
     """Whether a rule's inputs or params use a function (the quick check, for every rule)."""
+    kind = type(inputs)  # the common cases first: an ABC isinstance() check is slow
+    if (kind is str or kind is list or kind is tuple) and params is None:
+        return False
     if is_function(inputs):
         return True
     if isinstance(inputs, Mapping) and any(is_function(v) for v in inputs.values()):

@@ -259,6 +259,8 @@ def _metrics(value: Any, outputs: Files, label: str, where: str) -> tuple[str, .
 
 def _temp(value: Any, outputs: Files, label: str, where: str) -> tuple[str, ...]:
     """The temporary outputs: `True` for all, or a list of some of the rule's outputs."""
+    if value == ():
+        return ()
     if value is True:
         if not outputs.paths:
             raise UserError(f"{label}: temp=True, but it has no outputs", where=where)
@@ -275,6 +277,15 @@ def _temp(value: Any, outputs: Files, label: str, where: str) -> tuple[str, ...]
 
 
 def _options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
+    """The options checked; most rules give none, which is one comparison (== alone would
+    take `retries=False` for 0, so the types of the numbers are compared too)."""
+    if (options == _DEFAULT_OPTIONS and type(options["retries"]) is int
+            and type(options["priority"]) is int):
+        return dict(_FROZEN_DEFAULTS)
+    return _checked_options(options, label, where)
+
+
+def _checked_options(options: dict[str, Any], label: str, where: str) -> dict[str, Any]:
     retries = options["retries"]
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise UserError(f"{label}: retries= must be a whole number >= 0, not {retries!r}",
@@ -312,6 +323,11 @@ def parse_duration(value: float | str) -> float:
         raise ValueError(value)
     days, hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
     return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+_DEFAULT_OPTIONS = {"default": False, "retries": 0, "timeout": None, "always": False,
+                    "max_age": None, "resources": None, "metrics": (), "cache": True,
+                    "priority": 0, "protected": False, "temp": (), "checkpoint": False}
 
 
 def _duration(value: Any, what: str, label: str, where: str) -> float | None:
@@ -469,3 +485,6 @@ def _check_wildcards(inputs: Files, outputs: Files, label: str, where: str) -> N
                 "its value could never be known",
                 where=where,
             )
+
+
+_FROZEN_DEFAULTS = _checked_options(_DEFAULT_OPTIONS, "", "")
