@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from makeflow.define.rules import parse_duration
+from makeflow.define.options import parse_duration
 
 TIMED = """
 from makeflow import rule
