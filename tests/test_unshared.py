@@ -226,3 +226,18 @@ def test_an_input_blob_gone_bad_on_the_worker_is_fetched_again(tmp_path):
               workdir=str(tmp_path / "step"), fetch={"src.txt": digest})
     assert _fetch(job, remote_at(url), worker) == ""
     assert (tmp_path / "step" / "src.txt").read_text() == "abcdef\n"
+
+
+def test_a_remote_that_refuses_run_records_is_one_warning_and_the_build_goes_on(project, cluster,
+                                                                             tmp_path):
+    project.rules(PIPELINE)
+    project.write("src.txt", "abcdef\n")
+    remote = remote_in(tmp_path)
+    (tmp_path / "remote" / "runs").write_text("not a folder\n")  # no record can be written
+    # -B: no step is looked up in the cache (which would find the remote failing first)
+    result = unshared(project, cluster, "third.txt", remote=remote, cache=True, force=True)
+    assert result.ok and sorted(result.ran) == ["first", "second", "third"], result.output
+    assert project.read("third.txt") == "ABC\ndone\n"
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "Not a directory" in warned[0], result.output  # said once
+    assert "the build goes on without the remote cache" in warned[0]

@@ -254,6 +254,24 @@ class BuildCache:
             self.pushed += 1
         return True
 
+    def put_record(self, key: str, record: RunRecord) -> bool:
+        """Write a record whose blobs the remote holds already (a worker without a shared
+        disk pushed them), put-if-absent; whether it was written. A failing remote is the
+        build's one warning about it, and is then left alone."""
+        remote = self.remote()
+        if remote is None:
+            return False
+        from makeflow.store.remote import RemoteError
+
+        try:
+            written = remote.put_record(key, record)
+        except RemoteError as exc:
+            self._fail(exc)
+            return False
+        with self._lock:
+            self.pushed += 1
+        return written
+
     def close(self, max_size: int | None = None) -> None:
         """Wait for the saves, add up the hits, trim the store to `max_size`."""
         if self._pool is not None:

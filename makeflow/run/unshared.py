@@ -88,14 +88,7 @@ class UnsharedRun(Run):
         result = landed.result
         record = RunRecord(running.step.id, {p: r.digest for p, r in landed.outputs.items()},
                            result.remote_log or None, result.finished - result.started)
-        self.cache.submit(self._push_record, key, record)
-
-    def _push_record(self, key: str, record: RunRecord) -> None:
-        try:
-            self.files.remote.put_record(key, record)  # put-if-absent: the first one stays
-        except RemoteError as exc:
-            assert self.cache is not None
-            self.cache.warn(f"could not push the run record of {record.step}: {exc}")
+        self.cache.submit(self.cache.put_record, key, record)  # the first record stays
 
 
 def download_left(files: RemoteFiles, wanted: set[str] | None, graph: Graph,
