@@ -18,10 +18,11 @@ import inspect
 import os
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from makeflow.errors import UserError
 
@@ -159,25 +160,86 @@ def note_glob(pattern: str) -> None:
         found.append(pattern)
 
 
+class Reads(NamedTuple):
+    """What was read while `recording` ran: `entries` are ("open", path), ("list", path)
+    and ("glob", pattern, recursive); `opaque` says something was read that cannot be
+    named (another program was started, a folder was walked by its descriptor) or checked
+    again later. `since_ns` is when recording began: a stat newer than that (less a
+    second, for coarse clocks) may not show a change made in the same tick."""
+
+    since_ns: int
+    entries: list[tuple]
+    opaque: list[str]
+
+
+@contextlib.contextmanager
+def recording():
+    """Collect every read seen in this thread while the block runs, whether by a rule's
+    function or by the rules file as it loads: what a kept graph must check again."""
+    journals = getattr(_local, "journals", None)
+    if journals is None:
+        journals = _local.journals = []
+    _install_hook()
+    found = Reads(time.time_ns(), [], [])
+    journals.append(found)
+    try:
+        yield found
+    finally:
+        journals.pop()
+
+
 _hooked: list[bool] = []
+# programs started: what they read cannot be seen, so a graph resting on them is not kept
+_STARTS = {"subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn",
+           "os.startfile"}
+_WATCHED = frozenset({*_READS, *_STARTS, "glob.glob/2"})
 
 
 def _install_hook() -> None:
-    """One audit hook for the process, doing nothing unless a function is being called in
-    its thread (an audit hook cannot be removed)."""
+    """One audit hook for the process, doing nothing unless a function is being called,
+    or reads are being recorded, in its thread (an audit hook cannot be removed)."""
     if _hooked:
         return
     _hooked.append(True)
 
     def hook(event: str, args: tuple) -> None:
+        if event not in _WATCHED:
+            return
         if event in _READS:
             stack = getattr(_local, "stack", None)
             if stack and args and isinstance(args[0], (str, os.PathLike)):
                 path = _relative(os.fspath(args[0]))
                 for found in stack:
                     found.append(path)
+        journals = getattr(_local, "journals", None)
+        if journals:
+            _journal(journals, event, args)
 
     sys.addaudithook(hook)
+
+
+def _journal(journals: list[Reads], event: str, args: tuple) -> None:
+    """Note one read in every journal open in this thread."""
+    entry, opaque = None, None
+    if event in _STARTS:
+        opaque = f"a program was started ({event})"
+    elif event == "glob.glob/2":
+        if len(args) > 2 and (args[2] is not None or args[3] is not None):
+            opaque = "glob with root_dir or dir_fd"
+    elif not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+        if event != "open":  # a descriptor opened again was seen opened by its path
+            opaque = f"{event} of a descriptor"
+    else:
+        path = os.fsdecode(args[0])
+        if event == "glob.glob":
+            entry = ("glob", path, bool(args[1]) if len(args) > 1 else False)
+        else:
+            entry = ("open" if event == "open" else "list", _relative(path or "."))
+    for reads in journals:
+        if entry is not None:
+            reads.entries.append(entry)
+        if opaque is not None:
+            reads.opaque.append(opaque)
 
 
 def _relative(path: str) -> str:

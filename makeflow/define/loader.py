@@ -18,6 +18,7 @@ from makeflow.define import source
 from makeflow.define.config import CONFIG_FILE as CONFIG_NAME
 from makeflow.define.config import Shell, config, load_project
 from makeflow.define.digest import Digester, Unfingerprintable, describe, params_text
+from makeflow.define.dynamic import Reads, recording
 from makeflow.define.placeholders import substitute
 from makeflow.define.rules import Fingerprint, Rule, freeze, wildcard_names
 from makeflow.define.settings import Settings
@@ -50,6 +51,9 @@ class Pipeline:
     sources: dict[str, bytes] = field(default_factory=dict)  # see RulesImage
     warnings: tuple[str, ...] = ()
     settings: Settings = field(default_factory=Settings)
+    # what the rules file read as it loaded (a sample sheet): a kept graph of rules with
+    # functions is used again only while it is unchanged (plan/graph_reads.py)
+    reads: Reads | None = None
 
     @property
     def image(self) -> RulesImage:
@@ -121,7 +125,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     try:
         # a worker that shares no disk with the build loads its image without the folder
         here = contextlib.nullcontext() if image and not root.is_dir() else contextlib.chdir(root)
-        with here, _on_path(str(root)):
+        with here, _on_path(str(root)), recording() as reads:
             _execute(file, sources)
     except BaseException:
         config.clear()
@@ -139,7 +143,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     for r in rules:
         _check_placeholders(r)
     return Pipeline(file, rules, values, tuple(overrides), sources.known, tuple(warnings),
-                    settings)
+                    settings, None if image else reads)
 
 
 def _fingerprinter(digester: Digester, warnings: list[str]) -> Fingerprint:

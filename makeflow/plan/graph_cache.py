@@ -16,6 +16,7 @@ a chunk at a time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import marshal
 import os
 import sys
@@ -23,42 +24,69 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from makeflow.define.dynamic import recording
 from makeflow.define.loader import Pipeline
 from makeflow.define.rules import Files, Rule
 from makeflow.plan.claims import producers
 from makeflow.plan.graph import NO_STEPS, Graph, Resolver, Step
+from makeflow.plan.graph_reads import Checks, checkpoint_checks, gather, still_hold
 from makeflow.store.fs import StatCache
 from makeflow.store.hashing import Streamed, hash_bytes
+from makeflow.store.state import StateStore
 
 NAME = "graph.cache"
-FORMAT = 3  # raise whenever resolution (graph.py) decides differently, or the layout changes
+FORMAT = 4  # raise whenever resolution (graph.py) decides differently, or the layout changes
 CHUNK = 10_000  # steps per blob; part of the layout (the digest covers each chunk's text)
 
 
 def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Path,
-                   made: Callable[[], set[str]] | None = None) -> tuple[Graph, str]:
-    """The graph for `key` (see `cache_key`), from the cache in `folder` when it holds,
-    and a digest of the graph, equal for equal graphs however they were found.
+                   made: Callable[[], set[str]] | None = None, state: StateStore | None = None
+                   ) -> tuple[Graph, str, Callable[[], None]]:
+    """The graph for `key` (see `cache_key`), from the cache in `folder` when it holds;
+    a digest of the graph, equal for equal graphs however they were found; and what
+    saves a graph of rules with functions, to call once the store's records of the
+    files are up to date (after planning): it keeps the graph only when every
+    checkpoint it read is as its record says.
 
     `made` lists the files makeflow recorded writing (see `Resolver._break`); a graph
     whose cycle was cut with its help is not kept, since the cache could not tell when
     the records change.
     """
     path = folder / NAME
-    # What a rule's functions return rests on more than the files the resolver looked at
-    # (a sample sheet, a checkpoint's output): such a graph is resolved on every build.
     dynamic = any(r.dynamic is not None or r.checkpoint for r in pipeline.rules)
-    found = None if dynamic else _load(path, key, pipeline, stats)
+    found = _load(path, key, pipeline, stats, state)
     if found is not None:
-        return found
+        return (*found, _nothing)
     resolver = Resolver(pipeline, stats, made)
-    graph = resolver.resolve(key[-1])
-    probed, keep = resolver.probed, not resolver.broke_cycle and not dynamic
+    with recording() if dynamic else contextlib.nullcontext() as reads:
+        graph = resolver.resolve(key[-1])
+    probed, keep = resolver.probed, not resolver.broke_cycle
+    checks = None
+    if keep and dynamic:  # what the functions read decides whether the graph is kept
+        checks = (gather(pipeline, [pipeline.reads, reads])
+                  if pipeline.reads is not None and not resolver.unknown else None)
+        keep = False
     del resolver  # its lookup tables: a third of the memory of a big graph, before saving
     if not keep:
         with contextlib.suppress(OSError):
             path.unlink()
-    return graph, _save(path, key, graph, probed, write=keep)
+    digest = _save(path, key, graph, probed, write=keep)
+    if checks is None or state is None:
+        return graph, digest, _nothing
+    return graph, digest, lambda: _keep(path, key, graph, probed, checks, state)
+
+
+def _nothing() -> None:
+    """Nothing to save later (a static graph is saved at once)."""
+
+
+def _keep(path: Path, key: tuple, graph: Graph, probed: dict[str, bool], checks: Checks,
+          state: StateStore) -> None:
+    """Save a graph of rules with functions, with what it rests on, when each checkpoint
+    it read is on disk as recorded."""
+    found = checkpoint_checks(state, checks.checkpoints)
+    if found is not None:
+        _save(path, key, graph, probed, checks=(checks.stats, checks.globs, found))
 
 
 def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
@@ -66,14 +94,18 @@ def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
     default = pipeline.default_rule
     shape = [(r.name, r.inputs.paths, r.inputs.names, r.outputs.paths, r.outputs.names,
               r.priority) for r in pipeline.rules]
+    facts: tuple = (shape, default.name if default else None)
+    if any(r.dynamic is not None or r.checkpoint for r in pipeline.rules):
+        # functions give what their code and the config make of what they read: the
+        # rules file's text, the project modules it imports, and the config all count
+        facts += (sorted(pipeline.sources.items()), pipeline.config, pipeline.overrides)
     # repr, not marshal: marshal's bytes depend on how objects are shared, not only values
-    rules = hash_bytes(repr((shape, default.name if default else None)).encode(
-        "utf-8", "surrogateescape"))
+    rules = hash_bytes(repr(facts).encode("utf-8", "surrogateescape"))
     return (FORMAT, sys.version, rules, tuple(targets))
 
 
 def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool],
-          write: bool = True) -> str:
+          write: bool = True, checks: tuple = ((), (), ())) -> str:
     """Write the graph with the answers it rests on; return the graph's digest.
 
     Steps go in chunks of `CHUNK`, each digested and written as it is made, so a
@@ -82,17 +114,18 @@ def _save(path: Path, key: tuple, graph: Graph, probed: dict[str, bool],
     temp = path.with_name(f"{NAME}.{os.getpid()}.tmp")
     try:
         with open(temp, "wb") if write else contextlib.nullcontext() as out:
-            digest = _write(out, key, graph, probed)
+            digest = _write(out, key, graph, probed, checks)
         if write:
             os.replace(temp, path)
-    except OSError:  # a cache: the build goes on without it
+    except (OSError, ValueError):  # a cache (ValueError: a param marshal cannot keep)
         with contextlib.suppress(OSError):
             temp.unlink()
-        digest = _write(None, key, graph, probed)
+        digest = _write(None, key, graph, probed, checks)
     return digest
 
 
-def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, bool]) -> str:
+def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, bool],
+           checks: tuple) -> str:
     """The blobs of the file, in the order `_load` reads them (to `out` unless None)."""
     def put(value: Any) -> None:
         if out is not None:
@@ -104,6 +137,7 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
     put((key, -(-len(steps) // CHUNK)))
     put(([p for p, found in probed.items() if found], [p for p, found in probed.items()
                                                         if not found]))
+    put(checks)
     index = {sid: i for i, sid in enumerate(graph.steps)}
     upstream = graph.upstream
     digest = Streamed()  # by value (repr): marshal's bytes depend on how objects are shared
@@ -121,8 +155,21 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
                if s.rule.dynamic is not None]
     if derived:
         digest.update(repr(derived).encode("utf-8", "surrogateescape"))
+    put(_derived(steps) if out is not None else None)
     put(digest.hexdigest())
     return digest.hexdigest()
+
+
+def _derived(steps: list[Step]) -> dict[str, tuple]:
+    """What a step of a rule with functions holds beyond its paths: its inputs' names
+    and, when its params came from functions, the params and their text."""
+    found = {}
+    for step in steps:
+        rule = step.rule
+        if rule.dynamic is not None:
+            own = (rule.params, rule.params_text) if rule.dynamic.params else None
+            found[step.id] = (step.inputs.names, own)
+    return found
 
 
 def _row(step: Step) -> tuple:
@@ -133,8 +180,8 @@ def _row(step: Step) -> tuple:
             step.inputs.paths, step.outputs.paths)
 
 
-def _load(path: Path, key: tuple, pipeline: Pipeline,
-          stats: StatCache) -> tuple[Graph, str] | None:
+def _load(path: Path, key: tuple, pipeline: Pipeline, stats: StatCache,
+          state: StateStore | None) -> tuple[Graph, str] | None:
     try:
         with open(path, "rb") as f:
             saved_key, chunks = _get(f)
@@ -144,10 +191,13 @@ def _load(path: Path, key: tuple, pipeline: Pipeline,
             if not _same_files(existing, missing, stats):
                 return None
             del existing, missing
+            if not still_hold(*_get(f), state):
+                return None
             reader = _Steps(pipeline)
             for _ in range(chunks):
                 reader.add(*_get(f))
             sources, targets = _get(f)
+            reader.derive(_get(f))
             digest = _get(f)
             if not isinstance(digest, str):
                 return None
@@ -203,6 +253,18 @@ class _Steps:
                                         new(Files, (outputs, r.outputs.names))))
             self.ids.append(sid)
         self.upstream += upstream
+
+    def derive(self, derived: dict[str, tuple]) -> None:
+        """Give the steps of rules with functions their inputs' names and params."""
+        steps, new = self.steps, tuple.__new__
+        for sid, (names, own) in derived.items():
+            step = steps[sid]
+            rule = step.rule
+            if own is not None:
+                rule = dataclasses.replace(rule, params=own[0], params_text=own[1])
+            steps[sid] = new(Step, (sid, rule, step.wildcards,
+                                    new(Files, (step.inputs.paths, tuple(map(tuple, names)))),
+                                    step.outputs))
 
     def graph(self, sources: list[str], targets: list[str]) -> Graph:
         at = self.ids.__getitem__

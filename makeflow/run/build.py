@@ -323,8 +323,8 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     digests = Digests(state, stats)
     digests.remote_ok = remote_ok  # outputs kept on the remote only count as present
     rules = cache_key(pipeline, targets)
-    graph, shape = resolve_cached(pipeline, rules, stats, state.dir,
-                                  lambda: recorded_outputs(state))
+    graph, shape, keep_graph = resolve_cached(pipeline, rules, stats, state.dir,
+                                              lambda: recorded_outputs(state), state)
     graph, forced, until = choose(graph, chosen)
     # The rules' files, in order, as well as the graph: a step's inputs listed in another
     # order change its fingerprint, though not the shape of the graph.
@@ -341,6 +341,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
                       [*(p for s in skipped for p in graph.steps[s].outputs.paths), *temp])
 
     if suspects == [] and not graph.unknown:
+        keep_graph()
         plan = Plan(graph, warnings=state.warnings, quick=True)
         skipped_steps(plan, state.skips)
         return plan, digests, all_fresh
@@ -362,4 +363,5 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     _say_skew(digests, state)
     plan.warnings = [*state.warnings, *digests.lock.warnings]
     state.remember_files(digests.take_hashed())
+    keep_graph()  # now that the records of what was hashed are in
     return plan, digests, all_fresh
