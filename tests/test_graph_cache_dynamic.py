@@ -261,3 +261,26 @@ def test_a_sheet_edited_within_the_clocks_tick_is_not_trusted(project):
     os.utime(project.root / "sheet.json", ns=(now, now))
     assert counted(project).seen.calls == 2
     assert not (project.root / ".makeflow" / "graph.cache").exists()
+
+
+def test_a_sheet_changed_after_the_rules_loaded_is_checked_as_it_was_read(project):
+    """A watcher builds again with the rules it loaded: the graph it keeps must carry the
+    sheet's stat from when the rules read it, not from when the graph was saved, or a
+    later build that reads the new sheet would take the old graph for its own."""
+    import io
+
+    from makeflow import BuildOptions, build, load
+    from makeflow.ui.plain import PlainReporter
+
+    for name in ("a1", "a2", "b1"):
+        project.write(f"data/{name}.txt", f"{name}\n")
+    project.write("sheet.json", '{"a": ["data/a1.txt"], "b": ["data/b1.txt"]}')
+    project.rules(SHEET_AT_LOAD)
+    age_everything(project, 7200)
+    loaded = load(project.root / "Makeflow.py")  # reads the sheet as it is now
+    project.write("sheet.json", '{"a": ["data/a2.txt"], "b": ["data/b1.txt"]}')
+    age_everything(project)
+    build(loaded, [], BuildOptions(cache=False), PlainReporter(io.StringIO()))
+    assert project.read("merged/a.txt") == "a1\n"  # what the loaded rules say
+    result = project.build()
+    assert result.ran == ["merge[s=a]"] and project.read("merged/a.txt") == "a2\n"

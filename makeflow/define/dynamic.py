@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob as globlib
 import inspect
 import os
 import sys
@@ -165,11 +166,36 @@ class Reads(NamedTuple):
     and ("glob", pattern, recursive); `opaque` says something was read that cannot be
     named (another program was started, a folder was walked by its descriptor) or checked
     again later. `since_ns` is when recording began: a stat newer than that (less a
-    second, for coarse clocks) may not show a change made in the same tick."""
+    second, for coarse clocks) may not show a change made in the same tick. `seen` holds,
+    for each entry, what it found as the block ended (`seen_now`): what a later check
+    compares with, taken before anything else could change it."""
 
     since_ns: int
     entries: list[tuple]
     opaque: list[str]
+    seen: dict[tuple, tuple]
+
+
+def seen_now(entry: tuple) -> tuple:
+    """What one read finds now: ("stat", size, mtime_ns, inode) for a path (size ABSENT
+    when it is missing); for a glob whose folders hold wildcards or that goes any depth,
+    ("glob", sorted matches); ("listed",) for a glob of one folder, whose "list" entry
+    says it all (a folder's mtime moves when an entry is added, removed or renamed)."""
+    path = entry[1]
+    if entry[0] == "glob":
+        folder, name = os.path.split(path)
+        if globlib.has_magic(folder) or "**" in name:
+            return ("glob", tuple(sorted(globlib.glob(path, recursive=entry[2]))))
+        if globlib.has_magic(name):
+            return ("listed",)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("stat", ABSENT, 0, 0)
+    return ("stat", st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+ABSENT = -1
 
 
 @contextlib.contextmanager
@@ -180,12 +206,14 @@ def recording():
     if journals is None:
         journals = _local.journals = []
     _install_hook()
-    found = Reads(time.time_ns(), [], [])
+    found = Reads(time.time_ns(), [], [], {})
     journals.append(found)
     try:
         yield found
     finally:
         journals.pop()
+        for entry in dict.fromkeys(found.entries):
+            found.seen[entry] = seen_now(entry)
 
 
 _hooked: list[bool] = []

@@ -21,12 +21,11 @@ change made in the same tick), and a graph that rests on something that cannot b
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from makeflow.define.dynamic import Reads
+from makeflow.define.dynamic import ABSENT, Reads, seen_now
 from makeflow.define.loader import Pipeline
 from makeflow.plan.dynamic import checkpoint_making, glob_bases
 from makeflow.plan.graph import step_id
@@ -34,7 +33,6 @@ from makeflow.store.fs import deep_stat
 from makeflow.store.state import StateStore
 
 SETTLE_NS = 1_000_000_000  # as FileRecord.settled: a coarse clock's tick, with room
-ABSENT = -1
 
 
 class Checks:
@@ -56,14 +54,18 @@ def gather(pipeline: Pipeline, reads: Iterable[Reads]) -> Checks | None:
     for journal in reads:
         if journal.opaque:
             return None
-        for entry in dict.fromkeys(journal.entries):
+        for entry, seen in journal.seen.items():
             if entry[0] == "open" and entry[1] in code:
                 continue
             owner = _checkpoint_of(checkpoint_rules, entry[1])
             if owner is not None:
                 checkpoints[owner] = None
-            elif not _add(entry, journal.since_ns, stats, globs):
-                return None
+            elif seen[0] == "glob":
+                globs[(entry[1], entry[2], seen[1])] = None
+            elif seen[0] == "stat":
+                if seen[1] != ABSENT and seen[2] >= journal.since_ns - SETTLE_NS:
+                    return None  # changed just before it was read: not to be trusted
+                stats.setdefault(entry[1], (entry[1], *seen[1:]))
     return Checks(list(stats.values()), list(globs), list(checkpoints))
 
 
@@ -78,40 +80,12 @@ def _checkpoint_of(rules: list, path: str) -> str | None:
     return None
 
 
-def _add(entry: tuple, since_ns: int, stats: dict[str, tuple], globs: dict[tuple, None]
-         ) -> bool:
-    """Add the check for one read outside every checkpoint; False when none can be made."""
-    kind, path = entry[0], entry[1]
-    if kind == "glob":
-        dirname, basename = os.path.split(path)
-        if not glob.has_magic(path):
-            kind = "open"  # glob looks the path up without listing anything
-        elif glob.has_magic(dirname) or "**" in basename:
-            globs[(path, entry[2], tuple(sorted(glob.glob(path, recursive=entry[2]))))] = None
-            return True
-        else:
-            return True  # lists one folder: checked by that folder's "list" entry
-    if path not in stats:
-        stats[path] = _stat(path)
-    found = stats[path]
-    return found[1] == ABSENT or found[2] < since_ns - SETTLE_NS
-
-
-def _stat(path: str) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (path, ABSENT, 0, 0)
-    return (path, st.st_size, st.st_mtime_ns, st.st_ino)
-
-
 def still_hold(stats: list[tuple], globs: list[tuple], checkpoints: list[tuple],
                state: StateStore | None) -> bool:
     """Whether every check saved with a graph passes now."""
-    if any(_stat(s[0]) != tuple(s) for s in stats):
+    if any(seen_now(("open", s[0])) != ("stat", *s[1:]) for s in stats):
         return False
-    if any(tuple(sorted(glob.glob(p, recursive=r))) != tuple(found)
-           for p, r, found in globs):
+    if any(seen_now(("glob", p, r)) != ("glob", tuple(found)) for p, r, found in globs):
         return False
     if checkpoints and state is None:
         return False
