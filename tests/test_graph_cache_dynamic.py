@@ -284,3 +284,37 @@ def test_a_sheet_changed_after_the_rules_loaded_is_checked_as_it_was_read(projec
     assert project.read("merged/a.txt") == "a1\n"  # what the loaded rules say
     result = project.build()
     assert result.ran == ["merge[s=a]"] and project.read("merged/a.txt") == "a2\n"
+
+
+EXISTS = """
+import os, sys
+from pathlib import Path
+from makeflow import rule
+
+def chosen(w):
+    sys.audit("test.called")
+    extra = ["extra/{0}.txt".format(w.s)] if CHECK else []
+    return ["data/{0}.txt".format(w.s), *extra]
+
+rule("merge", inputs=chosen, outputs="merged/{s}.txt", shell="cat {inputs} > {outputs}")
+rule("all", inputs=["merged/a.txt"], default=True)
+"""
+
+
+@pytest.mark.parametrize("check", ['os.path.exists("extra/" + w.s + ".txt")',
+                                   'Path("extra", w.s + ".txt").is_file()',
+                                   'os.access("extra/" + w.s + ".txt", os.R_OK)'],
+                         ids=["os.path.exists", "Path.is_file", "os.access"])
+def test_a_file_a_function_only_looked_for_is_checked_again(project, check):
+    """Python raises no audit event for a stat: a function choosing its inputs by whether
+    a file exists must still see the file appear, not be handed the kept graph."""
+    project.write("data/a.txt", "a\n")
+    project.rules(EXISTS.replace("CHECK", check))
+    settle(project)
+    quiet = counted(project)
+    assert quiet.ran == [] and quiet.seen.calls == 0
+    project.write("extra/a.txt", "extra\n")
+    result = counted(project)
+    assert result.seen.calls == 1
+    assert result.ran == ["merge[s=a]"] and project.read("merged/a.txt") == "a\nextra\n"
+    assert not hasattr(os.stat, "__wrapped__")  # put back once the graph was made

@@ -209,7 +209,8 @@ def recording():
     found = Reads(time.time_ns(), [], [], {})
     journals.append(found)
     try:
-        yield found
+        with _stats_seen():
+            yield found
     finally:
         journals.pop()
         for entry in dict.fromkeys(found.entries):
@@ -230,20 +231,67 @@ def _install_hook() -> None:
         return
     _hooked.append(True)
 
-    def hook(event: str, args: tuple) -> None:
-        if event not in _WATCHED:
-            return
-        if event in _READS:
-            stack = getattr(_local, "stack", None)
-            if stack and args and isinstance(args[0], (str, os.PathLike)):
-                path = _relative(os.fspath(args[0]))
-                for found in stack:
-                    found.append(path)
-        journals = getattr(_local, "journals", None)
-        if journals:
-            _journal(journals, event, args)
+    sys.addaudithook(_seen)
 
-    sys.addaudithook(hook)
+
+def _seen(event: str, args: tuple) -> None:
+    """One read or program start in this thread: told to the functions being called
+    and to the journals being recorded."""
+    if event not in _WATCHED:
+        return
+    if event in _READS:
+        stack = getattr(_local, "stack", None)
+        if stack and args and isinstance(args[0], (str, os.PathLike)):
+            path = _relative(os.fspath(args[0]))
+            for found in stack:
+                found.append(path)
+    journals = getattr(_local, "journals", None)
+    if journals:
+        _journal(journals, event, args)
+
+
+# Python raises no audit event for os.stat, so `os.path.exists`, `Path.is_file` and the
+# like would go unseen: while reads are recorded, these three are wrapped (process-wide,
+# as the os module is; a call from a thread that records nothing goes straight through).
+_STATS = ("stat", "lstat", "access")
+_wrapping = threading.Lock()
+_recorders: list[int] = [0]
+
+
+@contextlib.contextmanager
+def _stats_seen():
+    with _wrapping:
+        if _recorders[0] == 0:
+            for name in _STATS:
+                setattr(os, name, _watched(getattr(os, name)))
+        _recorders[0] += 1
+    try:
+        yield
+    finally:
+        with _wrapping:
+            _recorders[0] -= 1
+            if _recorders[0] == 0:
+                for name in _STATS:
+                    setattr(os, name, getattr(os, name).__wrapped__)
+
+
+def _watched(real: Callable[..., Any]) -> Callable[..., Any]:
+    """`real`, telling what it looked up as an `open` of the path (what a later check
+    compares: the file's stat, or that it is still missing)."""
+    @functools.wraps(real)
+    def looked_up(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if (getattr(_local, "journals", None) or getattr(_local, "stack", None)) \
+                and not getattr(_local, "looking", False):
+            _local.looking = True
+            try:
+                if kwargs.get("dir_fd") is not None:
+                    _seen("os.scandir", (None,))  # relative to a descriptor: opaque
+                elif isinstance(path, (str, bytes, os.PathLike)):
+                    _seen("open", (os.fsdecode(path),))
+            finally:
+                _local.looking = False
+        return real(path, *args, **kwargs)
+    return looked_up
 
 
 def _journal(journals: list[Reads], event: str, args: tuple) -> None:
