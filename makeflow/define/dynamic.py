@@ -149,10 +149,12 @@ def _tracking():
         _install_hook()
     found: list[str] = []
     stack.append(found)
+    _local.lookups = getattr(_local, "lookups", 0) + 1
     try:
         yield found
     finally:
         stack.pop()
+        _local.lookups -= 1
 
 
 def note_glob(pattern: str) -> None:
@@ -199,20 +201,26 @@ ABSENT = -1
 
 
 @contextlib.contextmanager
-def recording():
+def recording(lookups: bool = False):
     """Collect every read seen in this thread while the block runs, whether by a rule's
-    function or by the rules file as it loads: what a kept graph must check again."""
+    function or by the rules file as it loads: what a kept graph must check again.
+
+    A path only looked up (a stat) is noted while a function is being called, or in the
+    whole block with `lookups` (the rules file as it runs): makeflow's own stats while it
+    resolves the graph are not reads the graph rests on."""
     journals = getattr(_local, "journals", None)
     if journals is None:
         journals = _local.journals = []
     _install_hook()
     found = Reads(time.time_ns(), [], [], {})
     journals.append(found)
+    _local.lookups = getattr(_local, "lookups", 0) + lookups
     try:
         with _stats_seen():
             yield found
     finally:
         journals.pop()
+        _local.lookups -= lookups
         for entry in dict.fromkeys(found.entries):
             found.seen[entry] = seen_now(entry)
 
@@ -280,8 +288,7 @@ def _watched(real: Callable[..., Any]) -> Callable[..., Any]:
     compares: the file's stat, or that it is still missing)."""
     @functools.wraps(real)
     def looked_up(path: Any, *args: Any, **kwargs: Any) -> Any:
-        if (getattr(_local, "journals", None) or getattr(_local, "stack", None)) \
-                and not getattr(_local, "looking", False):
+        if getattr(_local, "lookups", 0) and not getattr(_local, "looking", False):
             _local.looking = True
             try:
                 if kwargs.get("dir_fd") is not None:

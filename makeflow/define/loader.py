@@ -125,7 +125,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     try:
         # a worker that shares no disk with the build loads its image without the folder
         here = contextlib.nullcontext() if image and not root.is_dir() else contextlib.chdir(root)
-        with here, _on_path(str(root)), recording() as reads:
+        with here, _on_path(str(root)), recording(lookups=True) as reads:
             _execute(file, sources)
     except BaseException:
         config.clear()
