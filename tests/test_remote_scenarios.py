@@ -94,11 +94,15 @@ def test_a_deleted_output_is_restored_from_the_remote(tmp_path, url):
     project = make(tmp_path / "p")
     build(project, url, push=True)
     before = (project.root / "model.bin").read_bytes()
+    log = project.root / ".makeflow" / "logs" / "train.log"
+    logged = log.read_bytes()
     os.unlink(project.root / "model.bin")
+    os.unlink(log)
     forget_local(project)
     result = build(project, url)
     assert result.restored == ["train"] and result.ran == []
     assert (project.root / "model.bin").read_bytes() == before
+    assert log.read_bytes() == logged and b"head -c 300000" in logged  # its log came too
 
 
 def test_a_second_project_with_sources_only_runs_nothing_and_gets_identical_outputs(tmp_path,

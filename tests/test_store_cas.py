@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 
 import pytest
@@ -213,3 +214,57 @@ def test_a_writer_killed_with_sigkill_mid_blob_leaves_no_blob(tmp_path):
     cas.gc(10**9)
     assert list((root / "tmp").iterdir()) == []
     assert cas.put(str(tmp_path / "whole")) == digest  # the next writer is unaffected
+
+
+@pytest.mark.parametrize("log_bytes, inline", [
+    (b"$ cp a b\n", True),                   # a step that printed nothing but its command
+    (b"x" * 5000, False),                    # longer than a record keeps: a blob
+    (b"\xff\xfe not utf-8\n", False),        # not text: a blob, byte for byte
+])
+def test_a_log_is_kept_in_its_record_when_short_text_and_restored_either_way(
+        tmp_path, log_bytes, inline):
+    cache = RunCache(tmp_path / "cache")
+    out = write(tmp_path / "out.txt", b"result")
+    log = write(tmp_path / "step.log", log_bytes)
+    record = cache.save("c" * 32, "s", {out: hash_file(out)}, log)
+    assert (record.log_text is not None) == inline
+    assert (record.log is None) == inline
+    assert cache.cas.usage()[0] == (1 if inline else 2)
+    again = RunCache(tmp_path / "cache").get("c" * 32)
+    assert again == record
+    os.unlink(out)
+    os.unlink(log)
+    cache.restore(again, log)
+    assert (tmp_path / "step.log").read_bytes() == log_bytes
+    assert (tmp_path / "out.txt").read_bytes() == b"result"
+    assert sorted(os.listdir(tmp_path)) == ["cache", "out.txt", "step.log"]  # no leftovers
+
+
+def test_a_record_with_its_log_inside_survives_gc_of_every_blob_only_as_a_miss(tmp_path):
+    cache = RunCache(tmp_path / "cache")
+    out = write(tmp_path / "out.txt", b"result")
+    log = write(tmp_path / "step.log", b"$ true\n")
+    cache.save("d" * 32, "s", {out: hash_file(out)}, log)
+    assert cache.cas.gc(0) == (1, 6)  # the output's blob; the log has none
+    assert cache.get("d" * 32) is None
+
+
+def test_a_stored_blob_is_read_only_and_leaves_no_temporary_file(tmp_path):
+    cas = Cas(tmp_path / "cas")
+    digests = [cas.put(write(tmp_path / f"f{i}", f"content {i}".encode())) for i in range(5)]
+    for digest in digests:
+        assert os.stat(cas.path(digest)).st_mode & 0o777 == 0o444
+    assert os.listdir(tmp_path / "cas" / "tmp") == []
+    assert cas.put(str(tmp_path / "f0"), digests[0]) == digests[0]  # already there
+    assert cas.usage()[0] == 5
+
+
+def test_a_store_folder_removed_while_in_use_is_made_again(tmp_path):
+    cache = RunCache(tmp_path / "cache")
+    out = write(tmp_path / "out.txt", b"first")
+    cache.save("e" * 32, "s", {out: hash_file(out)})
+    shutil.rmtree(tmp_path / "cache")  # the same objects believe their folders exist
+    out = write(tmp_path / "out.txt", b"second")
+    record = cache.save("e" * 32, "s", {out: hash_file(out)})
+    assert cache.get("e" * 32) == record
+    assert cache.cas.has(hash_file(out))

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from makeflow.define.settings import Settings
@@ -158,7 +158,7 @@ class BuildCache:
         if record is None:
             return None
         if record.log and not self.local.cas.has(record.log):
-            record = RunRecord(record.step, record.outputs, None, record.seconds)
+            record = replace(record, log=None)
         self.local.put(key, record)
         return record
 

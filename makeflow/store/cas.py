@@ -19,16 +19,19 @@ This module knows nothing about steps; `runcache.py` maps step keys to digests.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from makeflow.store import fs
 from makeflow.store.hashing import copy_hashed, hash_path, tree_digest, tree_entries
 
 TREE = "tree:"
+T = TypeVar("T")
 STALE_TMP = 3600.0  # seconds after which a temporary file is a killed writer's leftover
 
 
@@ -89,6 +92,9 @@ class Cas:
         self.root = Path(root)
         self.link = link
         self._tmp = self.root / "tmp"
+        self._made: set[str] = set()  # folders this process made or found: no mkdir again
+        self._names = itertools.count()
+        self._prefix = f"{os.getpid()}-{os.urandom(4).hex()}"
 
     # -- reading ---------------------------------------------------------------------
     def path(self, digest: str) -> Path:
@@ -133,16 +139,44 @@ class Cas:
         return self._put_file(path, digest)
 
     def _put_file(self, path: str, digest: str | None) -> str:
-        if digest is not None and self.path(digest).is_file():
+        final = str(self.path(digest)) if digest is not None else None
+        if final is not None and os.path.isfile(final):
             self.touch(digest)
             return digest
+        if self.link:
+            return self._link_file(path, digest)
         tmp = self._tmp_name()
         try:
-            if self.link:
-                os.link(path, tmp)
-                got = hash_path(tmp)
-            else:
-                got = copy_hashed(path, tmp)
+            got = self.in_folder(str(self._tmp), lambda: copy_hashed(path, tmp, mode=0o444))
+            if digest is not None and got != digest:
+                raise BlobError(f"{path} changed while it was stored: it no longer "
+                                f"hashes to {digest}")
+            final = final if got == digest else str(self.path(got))
+            # over a twin written meanwhile: the same bytes, and a newer mtime, as touch()
+            self.in_folder(os.path.dirname(final), lambda: os.replace(tmp, final))
+        except BaseException:
+            fs.remove(tmp)
+            raise
+        return got
+
+    def in_folder(self, folder: str, work: Callable[[], T]) -> T:
+        """`work()`, which writes in `folder`; once more after making the folder again
+        when it had gone (removed by hand while this process believed it made)."""
+        self.ensure_folder(folder)
+        try:
+            return work()
+        except FileNotFoundError:
+            if os.path.isdir(folder):
+                raise
+            self._made.discard(folder)
+            self.ensure_folder(folder)
+            return work()
+
+    def _link_file(self, path: str, digest: str | None) -> str:
+        tmp = self._tmp_name()
+        try:
+            os.link(path, tmp)
+            got = hash_path(tmp)
             if digest is not None and got != digest:
                 raise BlobError(f"{path} changed while it was stored: it no longer "
                                 f"hashes to {digest}")
@@ -181,16 +215,26 @@ class Cas:
 
     def _place(self, tmp: str, digest: str) -> None:
         final = self.path(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self.ensure_folder(str(final.parent))
         if final.exists():
             self.touch(digest)  # the first writer won; the content is the same
             return
         os.chmod(tmp, 0o444)  # a blob is never edited in place
         os.replace(tmp, final)
 
+    def ensure_folder(self, folder: str) -> None:
+        """Make a folder of the store once per process, not once per blob."""
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+
+    def unique(self) -> str:
+        """A name no other writer uses: the process id, a random part drawn once, a count."""
+        return f"{self._prefix}-{next(self._names)}"
+
     def _tmp_name(self) -> str:
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        return str(self._tmp / f"{os.getpid()}-{os.urandom(6).hex()}")
+        self.ensure_folder(str(self._tmp))
+        return str(self._tmp / self.unique())
 
     # -- restoring -------------------------------------------------------------------
     def restore(self, digest: str, dest: str) -> None:

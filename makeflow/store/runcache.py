@@ -23,24 +23,32 @@ from makeflow.store import fs
 from makeflow.store.cas import BlobError, Cas
 
 RECORD_VERSION = 1
+INLINE_LOG = 4096  # bytes: a log up to this size is kept in its run record
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What a step made: each output path's digest, its log's digest, how long it took."""
+    """What a step made: each output path's digest, its log, how long it took.
+
+    The log is either a blob (`log`, its digest) or, when it is short text, kept in the
+    record itself (`log_text`): most steps print little or nothing, and a blob is one
+    more file created per step, which costs more than a trivial step does.
+    """
 
     step: str
     outputs: dict[str, str]
     log: str | None = None
     seconds: float = 0.0
     version: int = field(default=RECORD_VERSION)
+    log_text: str | None = None
 
     def to_bytes(self) -> bytes:
         """Deterministic JSON, so two writers of one key write the same bytes."""
-        return json.dumps({"version": self.version, "step": self.step,
-                           "outputs": self.outputs, "log": self.log,
-                           "seconds": round(self.seconds, 3)},
-                          sort_keys=True, ensure_ascii=True).encode()
+        raw = {"version": self.version, "step": self.step, "outputs": self.outputs,
+               "log": self.log, "seconds": round(self.seconds, 3)}
+        if self.log_text is not None:
+            raw["log_text"] = self.log_text
+        return json.dumps(raw, sort_keys=True, ensure_ascii=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RunRecord | None:
@@ -50,7 +58,9 @@ class RunRecord:
             if raw.get("version") != RECORD_VERSION:
                 return None
             outputs = {str(k): str(v) for k, v in raw["outputs"].items()}
-            return cls(str(raw["step"]), outputs, raw.get("log"), float(raw.get("seconds", 0)))
+            text = raw.get("log_text")
+            return cls(str(raw["step"]), outputs, raw.get("log"), float(raw.get("seconds", 0)),
+                       log_text=None if text is None else str(text))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -96,21 +106,27 @@ class RunCache:
         then its record. BlobError when an output no longer matches its digest."""
         for path, digest in outputs.items():
             self.cas.put(path, digest)
-        log_digest = None
-        if log is not None and os.path.isfile(log):
-            with contextlib.suppress(OSError, BlobError):
-                log_digest = self.cas.put(log)
-        record = RunRecord(step, dict(outputs), log_digest, seconds)
+        log_digest = log_text = None
+        if log is not None:
+            log_text = _short_text(log)
+            if log_text is None and os.path.isfile(log):
+                with contextlib.suppress(OSError, BlobError):
+                    log_digest = self.cas.put(log)
+        record = RunRecord(step, dict(outputs), log_digest, seconds, log_text=log_text)
         self.put(key, record)
         return record
 
     def put(self, key: str, record: RunRecord) -> None:
         """Write a record whose objects are already in the store (atomically)."""
-        final = self.root / record_key(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}-{os.urandom(4).hex()}")
-        tmp.write_bytes(record.to_bytes())
-        os.replace(tmp, final)
+        final = str(self.root / record_key(key))
+        folder = os.path.dirname(final)
+        tmp = os.path.join(folder, f".{key}.{self.cas.unique()}")
+        try:
+            self.cas.in_folder(folder, lambda: _write_new(tmp, record.to_bytes()))
+            os.replace(tmp, final)
+        except BaseException:
+            fs.remove(tmp)
+            raise
 
     def restore(self, record: RunRecord, log: str | None = None) -> None:
         """Place every output of `record` at its path, and the log at `log`.
@@ -123,7 +139,10 @@ class RunCache:
         try:
             for path, digest in record.outputs.items():
                 ready.append((self.cas.prepare(digest, path), path))
-            if log and record.log:
+            if log and record.log_text is not None:
+                with contextlib.suppress(OSError):
+                    ready.append((_write_beside(log, record.log_text), log))
+            elif log and record.log:
                 with contextlib.suppress(BlobError, OSError):
                     ready.append((self.cas.prepare(record.log, log), log))
         except BaseException:
@@ -173,3 +192,49 @@ class RunCache:
     def records(self) -> int:
         top = self.root / "runs"
         return sum(len(os.listdir(d)) for d in top.iterdir()) if top.is_dir() else 0
+
+
+def _short_text(path: str) -> str | None:
+    """A log's text when it is short UTF-8 (kept in the record), else None (a blob, or
+    no log at all when the file is missing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, INLINE_LOG + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > INLINE_LOG:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _write_beside(dest: str, text: str) -> str:
+    """`text` written to a new file beside `dest`; its path, for renaming into place."""
+    parent = os.path.dirname(dest) or "."
+    os.makedirs(parent, exist_ok=True)
+    near = os.path.join(parent, f".{os.path.basename(dest)}.makeflow-{os.urandom(4).hex()}")
+    try:
+        with open(near, "xb") as f:
+            f.write(text.encode("utf-8"))
+    except BaseException:
+        fs.remove(near)
+        raise
+    return near
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """A new file holding `data`, through a bare descriptor (no file object's extra calls)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
