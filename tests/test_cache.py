@@ -336,3 +336,53 @@ def test_a_no_op_build_neither_opens_the_cache_nor_reads_the_lock(project, monke
     result = project.build()
     assert result.ran == [] and result.restored == []
     assert os.stat(project.root / "makeflow.lock").st_mtime_ns == before
+
+
+MANY = """
+    from makeflow import rule, expand
+
+    rule("all", inputs=expand("out/{i}.txt", i=range(30)), default=True)
+    rule("copy", inputs="data.txt", outputs="out/{i}.txt",
+         shell="echo {wildcards.i} > {outputs[0]}")
+"""
+
+
+def test_a_step_with_no_record_runs_without_a_lookup_on_the_cache_threads(project,
+                                                                         monkeypatch):
+    from makeflow.run.cached import BuildCache
+
+    looked_up: list[str] = []
+    restore = BuildCache.restore
+    monkeypatch.setattr(BuildCache, "restore", lambda self, step, key, log: (
+        looked_up.append(step.id), restore(self, step, key, log))[1])
+    setup(project)
+    assert project.build().ran == ["train", "report"]
+    assert looked_up == []  # no record, no remote, no lock entry: a sure miss, run at once
+    os.unlink(project.root / "report.txt")
+    assert project.build().restored == ["report"]
+    assert looked_up == ["report"]
+
+
+def test_every_step_of_a_build_is_saved_and_one_failing_save_spares_the_others(
+        project, monkeypatch):
+    from makeflow.store.runcache import RunCache
+
+    save = RunCache.save
+
+    def flaky(self, key, step, *args, **kwargs):
+        if step == "copy[i=7]":
+            raise RuntimeError("disk on fire")
+        return save(self, key, step, *args, **kwargs)
+
+    monkeypatch.setattr(RunCache, "save", flaky)
+    project.rules(MANY)
+    project.write("data.txt", "d\n")
+    result = project.build()
+    assert len(result.ran) == 30
+    assert "could not save copy[i=7]" in result.output and "disk on fire" in result.output
+    assert RunCache(project.root / ".makeflow" / "cache").records() == 29
+    for i in range(30):
+        os.unlink(project.root / f"out/{i}.txt")
+    again = project.build()
+    assert len(again.restored) == 29 and again.ran == ["copy[i=7]"]
+    assert all(project.read(f"out/{i}.txt") == f"{i}\n" for i in range(30))

@@ -82,7 +82,8 @@ class BuildCache:
         self._lock = threading.RLock()
         self._warnings: list[str] = []
         self._pool: ThreadPoolExecutor | None = None
-        self._saving: list[Future[None]] = []
+        self._pending: list[tuple[Step, str, dict[str, str], str, float]] = []
+        self._draining = False
         self.pushed = 0
         self.remote_error: str | None = None
         # outputs known by key without a run record (from makeflow.lock): their blobs
@@ -173,6 +174,15 @@ class BuildCache:
                     remote.download(self.local.cas, [record.log])
         return record
 
+    def surely_missing(self, key: str) -> bool:
+        """Whether a lookup of `key` is sure to miss, known from one stat here: no remote,
+        no makeflow.lock entry and no local record. The build then runs the step at once,
+        without handing the lookup to the cache's threads and back (counted as a miss)."""
+        if not self._remote_failed or key in self.hints or self.local.has_record(key):
+            return False
+        self._count(miss=True)
+        return True
+
     def restore(self, step: Step, key: str, log: str) -> Restored:
         """Find `key` and place its outputs (and log); a miss when not found or bad."""
         record = self.find(key)
@@ -223,8 +233,30 @@ class BuildCache:
     # -- saving ----------------------------------------------------------------------
     def save_later(self, step: Step, key: str, outputs: dict[str, str], log: str,
                    seconds: float) -> None:
-        """Store a step's outputs and record (and push them) on the cache's threads."""
-        self._saving.append(self.submit(self._save, step, key, outputs, log, seconds))
+        """Store a step's outputs and record (and push them) on one of the cache's threads.
+
+        Saves queue for one thread that takes all that are waiting at once: a thread per
+        save, each woken for a fraction of a millisecond, costs more in hand-offs than
+        the save itself when steps are trivial."""
+        with self._lock:
+            self._pending.append((step, key, outputs, log, seconds))
+            if self._draining:
+                return
+            self._draining = True
+        self.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._draining = False
+                    return
+                batch, self._pending = self._pending, []
+            for args in batch:
+                try:
+                    self._save(*args)
+                except Exception as exc:  # one save's fault must not stop the others
+                    self.warn(f"could not save {args[0].id} in the cache: {exc!r}")
 
     def _save(self, step: Step, key: str, outputs: dict[str, str], log: str,
               seconds: float) -> None:

@@ -264,7 +264,8 @@ class Run:
             return False
         self.keys[step.id] = key
         if (self.options.force or step.id in self.looked_up
-                or self.plan.forced.get(step.id) == FORCED):  # --forcerun: run it
+                or self.plan.forced.get(step.id) == FORCED  # --forcerun: run it
+                or self.cache.surely_missing(key)):
             return False
         future = self.cache.submit(self.cache.restore, step, key, log_path(step.id))
         self.restoring[future] = step

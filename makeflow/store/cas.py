@@ -134,9 +134,11 @@ class Cas:
 
         BlobError when the content does not hash to `digest` (it changed meanwhile).
         """
-        if os.path.isdir(path) and not os.path.islink(path):
-            return self._put_tree(path, digest)
-        return self._put_file(path, digest)
+        if digest is not None:  # its kind is known: no stat to ask whether it is a folder
+            tree = is_tree(digest)
+        else:
+            tree = os.path.isdir(path) and not os.path.islink(path)
+        return self._put_tree(path, digest) if tree else self._put_file(path, digest)
 
     def _put_file(self, path: str, digest: str | None) -> str:
         final = str(self.path(digest)) if digest is not None else None

@@ -92,6 +92,10 @@ class RunCache:
             return None
         return record
 
+    def has_record(self, key: str) -> bool:
+        """Whether a record of `key` is here (one stat; `get` says whether it is usable)."""
+        return os.path.exists(self.root / record_key(key))
+
     def read(self, key: str) -> RunRecord | None:
         """The record of `key` as stored, whether or not its objects are all here."""
         try:
