@@ -145,6 +145,25 @@ def test_a_symlink_among_many_outputs_of_one_folder_is_refused(inside, tmp_path,
     assert sorted(os.listdir(inside.root / "out")) == ["417.txt"]
 
 
+def test_a_symlink_among_many_outputs_that_stays_inside_is_fine(inside):
+    """The folder's listing names the link; following it leads inside, so the dry run
+    plans every step and refuses none."""
+    (inside.root / "out").mkdir()
+    (inside.root / "kept").mkdir()
+    os.symlink(inside.root / "kept" / "417.txt", inside.root / "out" / "417.txt")
+    inside.rules("""\
+        from makeflow import expand, rule
+
+        rule("make", outputs="out/{i}.txt", shell="echo hi > {outputs}")
+        rule("all", inputs=expand("out/{i}.txt", i=range(600)), default=True)
+    """)
+
+    done = inside.run("build", "-n")
+    assert done.code == 0, done.text
+    assert "would run make[i=417]: never ran" in done.out
+    assert done.out.count("would run make[") == 600
+
+
 def test_a_cached_graph_does_not_skip_the_symlink_check(inside, tmp_path):
     inside.rules("""\
         from makeflow import rule

@@ -87,6 +87,8 @@ def expand(pattern: str | Iterable[str],
     pieces = _expand_pieces(pattern, values, allow_missing)
     names = list(dict.fromkeys(p[0] for p in pieces if isinstance(p, tuple)))
     lists = [_as_list(values[n]) for n in names]
+    if len(names) == 1 and combinator in (itertools.product, zip):
+        return _expand_one(pieces, lists[0])
     out = []
     for combo in combinator(*lists):
         chosen = dict(zip(names, combo, strict=True))
@@ -113,6 +115,17 @@ def _expand_pieces(pattern: str, values: dict[str, Any],
         pos = m.end()
     pieces.append(pattern[pos:])
     return pieces
+
+
+def _expand_one(pieces: list[str | tuple[str, str]], values: list[str]) -> list[str]:
+    """`expand` of one wildcard: the text around it joined once, not per value (a
+    `Makeflow.py` that lists a million files calls this)."""
+    slots = [i for i, p in enumerate(pieces) if isinstance(p, tuple)]
+    if len(slots) > 1:  # the wildcard appears more than once
+        return ["".join(v if isinstance(p, tuple) else p for p in pieces) for v in values]
+    head = "".join(pieces[:slots[0]])  # type: ignore[arg-type] - all text before the slot
+    tail = "".join(pieces[slots[0] + 1:])  # type: ignore[arg-type]
+    return [head + v + tail for v in values]
 
 
 def _as_list(value: Any) -> list[str]:

@@ -60,11 +60,12 @@ class Rule:
     checkpoint: bool = False  # functions that read its outputs wait until it has run
     dynamic: Dynamic | None = None  # input and param functions (define/dynamic.py)
 
-    @property
+    # Cached on first use (a rule never changes): the planner asks a million times.
+    @functools.cached_property
     def is_pattern(self) -> bool:
         return any(WILDCARD.search(p) for p in self.outputs.paths)
 
-    @property
+    @functools.cached_property
     def is_alias(self) -> bool:
         return self.shell is None and self.func is None
 

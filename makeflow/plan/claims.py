@@ -40,12 +40,13 @@ def refuse_outputs_outside(steps: Iterable[Any], root: str) -> None:
     It depends on the file system, not only on the rules, so it is checked on every build
     for the steps about to run, whether or not the graph came from its cache.
     """
-    boundary = Boundary(root)
     steps = list(steps)
-    boundary.expect(path for step in steps for path in step.outputs.paths)
+    bad = Boundary(root).leaving(path for step in steps for path in step.outputs.paths)
+    if not bad:
+        return
     for step in steps:
         for path in step.outputs.paths:
-            if not boundary.holds_writing(path):
+            if path in bad:
                 raise UserError(
                     f"{step.id} would write {path}, which leads outside the project folder "
                     "through a symbolic link",

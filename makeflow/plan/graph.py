@@ -7,6 +7,7 @@ steps that lead to a target exist in the graph.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Callable, Iterable
@@ -53,6 +54,11 @@ class Graph:
     # steps whose functions could not yet read what a checkpoint writes: the error to
     # raise unless the checkpoint runs first (plan/dynamic.py)
     unknown: dict[str, UserError] = field(default_factory=dict)
+
+    @functools.cached_property
+    def aliases(self) -> frozenset[str]:
+        """The steps of alias rules (usually a few): the rest is what a plan can run."""
+        return frozenset(sid for sid, step in self.steps.items() if step.rule.is_alias)
 
 
 def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None = None,
@@ -271,7 +277,10 @@ class Resolver:
         if known is not _UNKNOWN:
             return known
         rule = self.explicit.get(path)
-        step = self._step(rule, {}) if rule is not None else self._in_checkpoint(path)
+        if rule is not None:
+            step = self._step(rule, {})
+        else:  # a million sources ask: no call when there is no checkpoint
+            step = self._in_checkpoint(path) if self._checkpoints else None
         if step is None and rule is None:
             step = self._from_pattern(path, needed_by)
         self.producer[path] = step

@@ -341,7 +341,8 @@ class Plan:
     @property
     def runnable(self) -> list[str]:
         """Stale steps that do something (aliases only group targets), upstream first."""
-        return [s for s in self.stale if not self.graph.steps[s].rule.is_alias]
+        aliases = self.graph.aliases
+        return [s for s in self.stale if s not in aliases] if aliases else list(self.stale)
 
 
 NOTHING: frozenset[str] = frozenset()
@@ -368,10 +369,12 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
         state.load_all()  # every step is looked at: one bulk read beats one per step
         suspects = None
     skips = state.skips
-    for sid, step in graph.steps.items():
+    upstream, steps = graph.upstream, graph.steps
+    for sid, step in steps.items():
         if (plan.skipped or skips) and _skipped(plan, sid, step, skips):
             continue
-        stale_ups = [u for u in graph.upstream[sid] if u in stale] if stale else []
+        ups = upstream[sid]
+        stale_ups = [u for u in ups if u in stale] if stale and ups else NO_UPS
         untouched = suspects is not None and _untouched(step, suspects)
         if (untouched and not stale_ups) or (
                 suspects is not None and not stale_ups
@@ -379,25 +382,39 @@ def make_plan(graph: Graph, state: StateStore, digests: Digests, force: bool = F
             if sid in skips:  # fresh, and its last run chose to skip
                 plan.skipped[sid] = skips[sid]
             continue
-        if (force or forced.get(sid) == FORCED) and not step.rule.is_alias:
+        if (force or (forced and forced.get(sid) == FORCED)) and not step.rule.is_alias:
             why = list(FORCED)
         elif untouched:  # none of its own files moved: only its upstream can make it stale
             why = []
+        elif stale_ups and _never_ran_below(step, stale_ups, steps, state):
+            why = ["never ran"]
         else:
-            pending = ({p for u in stale_ups for p in graph.steps[u].outputs.paths}
+            pending = ({p for u in stale_ups for p in steps[u].outputs.paths}
                        if stale_ups else NOTHING)
             why = reasons(step, state, digests, pending, now)
-        if not why and sid in forced and not step.rule.is_alias:
+        if not why and forced and sid in forced and not step.rule.is_alias:
             why = list(forced[sid])
-        if step.rule.is_alias and stale_ups:
+        if stale_ups and step.rule.is_alias:
             why = ["upstream"]
         elif stale_ups:
-            why += [f"upstream: {u}" for u in stale_ups if not graph.steps[u].rule.is_alias]
+            why += ["upstream: " + u for u in stale_ups if not steps[u].rule.is_alias]
         if why:
             plan.stale[sid] = why
         elif sid in skips:
             plan.skipped[sid] = skips[sid]
     return plan
+
+
+NO_UPS: list[str] = []  # no stale step upstream: shared, never changed
+
+
+def _never_ran_below(step: Step, stale_ups: list[str], steps: dict[str, Step],
+                     state: StateStore) -> bool:
+    """Whether `reasons` would say only "never ran": the step has no record and a stale
+    step above it writes files. Settled without the set of those files, which for the
+    final step of a million-step pipeline is a million paths."""
+    return (not step.rule.is_alias and state.fingerprint(step.id) is None
+            and any(steps[u].outputs.paths for u in stale_ups))
 
 
 def _skipped(plan: Plan, sid: str, step: Step, skips: dict[str, str]) -> bool:

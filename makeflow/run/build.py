@@ -357,7 +357,8 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
         plan = with_temp_needed(plan, digests.stand_ins,
                                 lambda more: make_plan(graph, state, digests, force, now,
                                                        forced=more))
-    plan.waiting = waiting_on(graph, plan.runnable)
+    if any(r.checkpoint for r in pipeline.rules):  # else a look at every stale step for none
+        plan.waiting = waiting_on(graph, plan.runnable)
     _refuse_unknown(graph, plan)
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))
     _say_skew(digests, state)

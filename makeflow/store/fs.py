@@ -201,12 +201,49 @@ class Boundary:
         counts = Counter(p.rpartition("/")[0] for p in paths)
         for folder, n in counts.items():
             if n >= SCAN_AT:
-                with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
-                    self._links[folder] = {e.name for e in entries if e.is_symlink()}
+                self._scan(folder)
+
+    def _scan(self, folder: str) -> None:
+        with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
+            self._links[folder] = {e.name for e in entries if e.is_symlink()}
+
+    def leaving(self, paths: Iterable[str]) -> set[str]:
+        """Those of `paths` that `holds_writing` refuses, checked folder by folder: a
+        folder inside the project whose listing shows no link among them clears all its
+        paths at once (a million outputs in one folder: one `scandir`, no call per path)."""
+        names: dict[str, list[str]] = {}  # "folder/" -> the names in it
+        for path in paths:
+            folder, slash, name = path.rpartition("/")
+            within = names.get(folder + slash)
+            if within is None:
+                names[folder + slash] = [name]
+            else:
+                within.append(name)
+        bad: set[str] = set()
+        for prefix, within in names.items():
+            folder = prefix[:-1] or prefix  # "/" stays "/", as `os.path.dirname` gives it
+            if not self.holds_folder(folder):
+                bad.update(prefix + name for name in within)
+                continue
+            if len(within) >= SCAN_AT and folder not in self._links:
+                self._scan(folder)
+            links = self._links.get(folder)
+            suspects = within if links is None else links.intersection(within)
+            bad.update(prefix + name for name in suspects
+                       if not self._writes_inside(prefix + name, links))
+        return bad
+
+    def _writes_inside(self, path: str, links: set[str] | None) -> bool:
+        """In a folder inside the project: `path` is no link, or one that stays inside."""
+        link = os.path.islink(path) if links is None else path.rpartition("/")[2] in links
+        return not link or self._inside(os.path.realpath(path))
 
     def holds(self, path: str) -> bool:
         """Whether writing or removing `path` touches only the inside of the project."""
-        folder = os.path.dirname(path)
+        return self.holds_folder(os.path.dirname(path))
+
+    def holds_folder(self, folder: str) -> bool:
+        """Whether the folder `folder` ("" for the project's own) leads inside the project."""
         inside = self._folders.get(folder)
         if inside is None:
             real = os.path.realpath(folder or ".")
@@ -216,12 +253,8 @@ class Boundary:
     def holds_writing(self, path: str) -> bool:
         """`holds`, and `path` is not itself a symlink that leads outside (a step writing
         in place would write through it)."""
-        if not self.holds(path):
-            return False
-        folder, _, name = path.rpartition("/")
-        links = self._links.get(folder)
-        link = os.path.islink(path) if links is None else name in links
-        return not link or self._inside(os.path.realpath(path))
+        return self.holds(path) and self._writes_inside(
+            path, self._links.get(path.rpartition("/")[0]))
 
     def _inside(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)

@@ -177,16 +177,14 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
         return
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
-    lines = (line if line.startswith("  $ ") else f"stale  {line}"
-             for line in plan_lines(plan, print_commands))
-    for batch in batches(lines):
+    for batch in batches(plan_lines(plan, print_commands, "stale  ")):
         click.echo(batch)
     skipped = {s: why for s, why in plan.skipped.items()
                if not plan.graph.steps[s].rule.is_alias}
     for sid, why in skipped.items():
         click.echo(f"skipped  {sid}: {why}")
     stale = len(plan.runnable)
-    total = sum(1 for s in plan.graph.steps.values() if not s.rule.is_alias)
+    total = len(plan.graph.steps) - len(plan.graph.aliases)
     also = f", {len(skipped)} skipped" if skipped else ""
     if stale:
         click.echo(f"{stale} of {total} steps stale{also}")

@@ -7,6 +7,7 @@ importing rich.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -60,36 +61,33 @@ def skip_lines(result: BuildResult, shown: set[str] = frozenset(), most: int = 1
     return lines
 
 
-def plan_lines(plan: Plan, commands: bool = False) -> Iterator[str]:
-    """One line per stale step, upstream first, with its reasons (and, with `commands`,
-    a second line with what it runs). Made as they are written: a million lines are
-    never all in memory. Steps below a checkpoint that must run are listed as its last
-    output calls for them, and marked: they are known once it has run."""
-    steps, restorable = plan.graph.steps, plan.restorable
+def plan_lines(plan: Plan, commands: bool = False, prefix: str = "") -> Iterator[str]:
+    """One line per stale step, upstream first, starting with `prefix`, with its reasons
+    (and, with `commands`, a second line with what it runs). Made as they are written: a
+    million lines are never all in memory. Steps below a checkpoint that must run are
+    listed as its last output calls for them, and marked: they are known once it has run."""
+    steps, restorable, aliases = plan.graph.steps, plan.restorable, plan.graph.aliases
     later = {s: c for c, sids in plan.waiting.items() for s in sids}
+    marked = restorable or later or plan.waiting
     for sid, why in plan.stale.items():
-        step = steps[sid]
-        if step.rule.is_alias:
+        if sid in aliases:
             continue
-        note = " (restorable from cache)" if sid in restorable else ""
-        if sid in plan.waiting:
-            note += " (a checkpoint: the steps below it are known once it has run)"
-        elif sid in later:
-            note += f" (not known until checkpoint {later[sid]} has run)"
-        yield f"{sid}: {'; '.join(why)}{note}"
+        note = ""
+        if marked:
+            note = " (restorable from cache)" if sid in restorable else ""
+            if sid in plan.waiting:
+                note += " (a checkpoint: the steps below it are known once it has run)"
+            elif sid in later:
+                note += f" (not known until checkpoint {later[sid]} has run)"
+        yield f"{prefix}{sid}: {'; '.join(why)}{note}"
         if commands:
-            yield f"  $ {step_command(step)}"
+            yield f"  $ {step_command(steps[sid])}"
 
 
 def batches(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
     """Lines joined `size` at a time, so a million are a thousand writes, not a million."""
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= size:
-            yield "\n".join(batch)
-            batch = []
-    if batch:
+    lines = iter(lines)
+    while batch := list(itertools.islice(lines, size)):
         yield "\n".join(batch)
 
 
@@ -159,8 +157,7 @@ class PlainReporter:
 
     def planned(self, plan: Plan) -> None:
         self.dry_run = True
-        lines = (line if line.startswith("  $ ") else f"would run {line}"
-                 for line in plan_lines(plan, self.print_commands))
+        lines = plan_lines(plan, self.print_commands, "would run ")
         wrote = False
         for batch in batches(lines):
             self._line(batch)
