@@ -595,7 +595,10 @@ def with_overrides(spec: PipelineSpec, overrides: tuple[tuple[str, Any], ...]) -
     """The pipeline as a build with these `--set` overrides sees it."""
     if not overrides:
         return spec
-    seen = copy.deepcopy(spec)
+    # The values the rules reach are shared, not copied: a copied set may iterate in
+    # another order (string hashes vary per process), and so print as other text.
+    shared = {id(r.value): r.value for r in spec.patterns + spec.rules}
+    seen = copy.deepcopy(spec, shared)
     for name, value in overrides:
         seen.rule(name).p = value
     return seen
