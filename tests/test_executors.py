@@ -122,9 +122,11 @@ def test_steps_that_wait_are_cancelled_when_a_step_fails(project, where):
         from makeflow import rule
         rule("bad", outputs="bad.txt", shell="exit 1")
         for i in range(8):
-            rule(f"later{i}", outputs=f"later{i}.txt", shell="sleep 1; touch {outputs}")
+            rule(f"later{i}", outputs=f"later{i}.txt", shell="sleep 3; touch {outputs}")
         rule("all", inputs=["bad.txt"] + [f"later{i}.txt" for i in range(8)], default=True)
     ''')
+    # a cluster holds queued steps on its workers: long ones leave a loaded machine seconds
+    # to hear of the failure and cancel them
     result = run_build(project, *where, jobs=2)
     assert list(result.failed) == ["bad"]
     assert len(result.not_run) >= 5, result.output  # at most the ones running went on
