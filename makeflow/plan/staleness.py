@@ -341,6 +341,8 @@ class Plan:
     @property
     def runnable(self) -> list[str]:
         """Stale steps that do something (aliases only group targets), upstream first."""
+        if not self.stale:  # a no-op: the graph's aliases are not worth finding
+            return []
         aliases = self.graph.aliases
         return [s for s in self.stale if s not in aliases] if aliases else list(self.stale)
 
