@@ -76,8 +76,21 @@ def test_help_lists_every_command(project):
     done = project.run("--help")
 
     assert done.code == 0
-    for command in ("build", "status", "why", "graph", "list", "clean", "logs"):
+    for command in ("build", "status", "why", "graph", "list", "clean", "logs", "watch",
+                    "pull", "push", "cache", "runs", "report", "metrics"):
         assert re.search(rf"^\s+{command}\b", done.out, re.M), command
+    listed = re.findall(r"^  (\w+)  ", done.out.partition("Commands:")[2], re.M)
+    assert listed == sorted(listed)
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("bild", "build"), ("rnus", "runs"),
+                                              ("metric", "metrics")])
+def test_a_mistyped_command_gets_a_suggestion(project, typed, meant):
+    """The commands whose modules load only when used are suggested like the others."""
+    done = project.run(typed)
+
+    assert done.code == 2
+    assert f"No such command '{typed}'. Did you mean '{meant}'?" in done.err
 
 
 @pytest.mark.parametrize(("command", "flags"), [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,8 @@ def load_project(root: Path, overrides: list[str]) -> tuple[dict[str, Any], Sett
 def _read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if path.exists():
+        import tomllib  # here: most projects have no config file, and it takes ~10 ms
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
@@ -97,6 +98,8 @@ def parse_value(text: str, like: Any = _NOT_TOML) -> Any:
     (`--set name=123` gives "123"), a float for an integer given to a float; any other
     mismatch raises TypeError naming the type expected.
     """
+    import tomllib  # see _read
+
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

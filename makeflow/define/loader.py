@@ -6,7 +6,6 @@ import contextlib
 import re
 import string
 import sys
-import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,6 @@ from makeflow.define import rules as rules_module
 from makeflow.define import source
 from makeflow.define.config import CONFIG_FILE as CONFIG_NAME
 from makeflow.define.config import Shell, config, load_project
-from makeflow.define.digest import Digester, Unfingerprintable, describe, params_text
 from makeflow.define.dynamic import Reads, recording
 from makeflow.define.placeholders import substitute
 from makeflow.define.rules import Fingerprint, Rule, freeze, wildcard_names
@@ -137,7 +135,7 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     drafts = list(rules_module.drafts)
     rules_module.drafts.clear()
     warnings: list[str] = []
-    fingerprint = None if image else _fingerprinter(Digester(sources, config), warnings)
+    fingerprint = None if image else _fingerprinter(sources, warnings)
     rules = tuple(freeze(d, str(root), fingerprint) for d in drafts)
     _check_unique(rules)
     for r in rules:
@@ -146,10 +144,21 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
                     settings, None if image else reads)
 
 
-def _fingerprinter(digester: Digester, warnings: list[str]) -> Fingerprint:
-    """What `freeze` calls for each rule: its code's digest and its params' canonical text."""
+def _fingerprinter(sources: source.Sources, warnings: list[str]) -> Fingerprint:
+    """What `freeze` calls for each rule: its code's digest and its params' canonical text.
+
+    A rule with neither a function nor params has nothing to digest: a shell-only
+    pipeline never imports the digest module nor makes a digester."""
+    digester = None
 
     def fingerprint(label: str, where: str, func: Any, params: dict) -> tuple[str, str]:
+        nonlocal digester
+        if func is None and not params:
+            return "", "{}"  # what the digest module gives for them
+        from makeflow.define.digest import Digester, Unfingerprintable, describe, params_text
+
+        if digester is None:
+            digester = Digester(sources, config)
         try:
             code = digester.of_step(func, "") if func is not None else ""
             if func is not None and digester.read_config:
@@ -224,6 +233,8 @@ def _check_text(source: bytes, file: Path) -> None:
 
 def _user_line(exc: BaseException, file: Path) -> str:
     """file:line of the deepest frame in the rules file (or any file outside makeflow)."""
+    import traceback  # only a failing rules file gets here
+
     package = str(Path(__file__).parent)
     best = None
     for frame in traceback.extract_tb(exc.__traceback__):

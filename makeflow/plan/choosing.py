@@ -7,7 +7,6 @@ makes, an alias for `--forcerun` — is refused with a message saying what to gi
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,6 +66,8 @@ def _unknown(graph: Graph, name: str, option: str, by_rule: dict[str, list[str]]
                          "there is no step to choose",
                          hint="Name a rule, or a file that a rule makes.")
     known = [*by_rule, *graph.producer]
+    import difflib  # only when there is a mistake to suggest a fix for
+
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = ("Did you mean " + " or ".join(close) + "?") if close else (
         "Give a rule name or an output file of the steps the targets need "

@@ -16,13 +16,10 @@ from makeflow.errors import UserError
 from makeflow.plan import uptodate
 from makeflow.plan.choosing import Chosen, choose
 from makeflow.plan.claims import refuse_outputs_outside
-from makeflow.plan.dynamic import waiting_on
 from makeflow.plan.graph import Graph
 from makeflow.plan.graph_cache import cache_key, resolve_cached
-from makeflow.plan.made import recorded_outputs
 from makeflow.plan.staleness import Digests, Plan, make_plan, skipped_steps
-from makeflow.plan.temp import stand_ins, temp_paths, with_temp_needed
-from makeflow.run import growing, temp
+from makeflow.run import growing
 from makeflow.run.executors import ExecutorFactory
 from makeflow.run.executors.choose import Choice
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
@@ -211,6 +208,8 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
         result.skipped = {s: why for s, why in plan.skipped.items()
                           if not graph.steps[s].rule.is_alias}
         if result.temp_held and not plan.before_checkpoint:
+            from makeflow.run import temp  # only for rules with temp= outputs
+
             for warning in temp.release(result.temp_held, digests):
                 reporter.warning(warning)
         if digests.remote_ok:  # workers share no disk: the targets may be on the remote
@@ -309,6 +308,13 @@ def _restorable(pipeline: Pipeline, plan: Plan, digests: Digests, remote: str | 
     plan.warnings = [*plan.warnings, *cache.take_warnings()]
 
 
+def _recorded_outputs(state: StateStore) -> set[str]:
+    """What the store says steps made: needed only when the graph is resolved anew."""
+    from makeflow.plan.made import recorded_outputs
+
+    return recorded_outputs(state)
+
+
 def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: bool,
           now: float | None, chosen: Chosen = NOTHING_CHOSEN, remote_ok: bool = False
           ) -> tuple[Plan, Digests, Callable[..., None]]:
@@ -324,7 +330,7 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     digests.remote_ok = remote_ok  # outputs kept on the remote only count as present
     rules = cache_key(pipeline, targets)
     graph, shape, keep_graph = resolve_cached(pipeline, rules, stats, state.dir,
-                                              lambda: recorded_outputs(state), state)
+                                              lambda: _recorded_outputs(state), state)
     graph, forced, until = choose(graph, chosen)
     # The rules' files, in order, as well as the graph: a step's inputs listed in another
     # order change its fingerprint, though not the shape of the graph.
@@ -336,6 +342,8 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
         if remote_ok:  # the no-op shortcut goes by local files; outputs are elsewhere
             return
         state.flush()
+        from makeflow.plan.temp import temp_paths  # here, as the other uses of temp=
+
         temp = (p for step in graph.steps.values() for p in temp_paths(step))
         snapshot.save((key, state.version), graph, state,
                       [*(p for s in skipped for p in graph.steps[s].outputs.paths), *temp])
@@ -347,17 +355,23 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
         return plan, digests, all_fresh
     resets = state.resets
     digests.lock = LockFile(pipeline.root)
-    if any(r.temp for r in pipeline.rules):
+    if any(r.temp for r in pipeline.rules):  # plan/temp.py is imported only for these
+        from makeflow.plan.temp import stand_ins
+
         digests.stand_ins = stand_ins(graph, state, digests)
     plan = make_plan(graph, state, digests, force, now,
                      None if suspects is None else set(suspects), forced)
     if state.resets != resets:  # the store was found damaged: plan with the empty one
         plan = make_plan(graph, state, digests, force, now, forced=forced)
     if digests.stand_ins:
+        from makeflow.plan.temp import with_temp_needed
+
         plan = with_temp_needed(plan, digests.stand_ins,
                                 lambda more: make_plan(graph, state, digests, force, now,
                                                        forced=more))
     if any(r.checkpoint for r in pipeline.rules):  # else a look at every stale step for none
+        from makeflow.plan.dynamic import waiting_on
+
         plan.waiting = waiting_on(graph, plan.runnable)
     _refuse_unknown(graph, plan)
     refuse_outputs_outside((graph.steps[sid] for sid in plan.runnable), str(pipeline.root))

@@ -20,7 +20,6 @@ from makeflow.define.placeholders import substitute
 from makeflow.errors import UserError
 from makeflow.plan.staleness import params_of, recipe_of
 from makeflow.run.outcome import log_path
-from makeflow.store import metrics
 from makeflow.store.history import Recorder, Retention, StepEntry
 
 if TYPE_CHECKING:
@@ -66,6 +65,8 @@ def current_metrics(pipeline: Pipeline, graph: Graph) -> tuple[dict[str, Any] | 
     paths = metric_paths(pipeline, graph)
     if not paths:
         return None, ""
+    from makeflow.store import metrics  # only for rules that mark metrics (JSON, YAML, CSV)
+
     try:
         return metrics.read_current(pipeline.root, paths), ""
     except UserError as exc:

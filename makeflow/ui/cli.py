@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -19,11 +20,8 @@ import click
 from makeflow import __version__
 from makeflow.define.loader import Pipeline
 from makeflow.errors import Terminated, UserError
-from makeflow.plan.made import folder_output_around, steps_with_outputs_below
 from makeflow.plan.staleness import Plan
 from makeflow.run.build import build, log_path, status
-from makeflow.run.clean import clean
-from makeflow.ui.cli_history import metrics_command, report_command, runs_command
 from makeflow.ui.cli_options import (
     executor_for,
     executor_options,
@@ -35,9 +33,7 @@ from makeflow.ui.cli_options import (
     quick_exit,
     remote_option,
 )
-from makeflow.ui.cli_sharing import cache_command, pull_command, push_command
 from makeflow.ui.cli_tracking import build_and_log, log_to_mlflow, mlflow_option, mlflow_uri
-from makeflow.ui.graphs import render
 from makeflow.ui.plain import batches, plan_lines
 from makeflow.ui.view import make_reporter
 
@@ -67,7 +63,40 @@ def main() -> None:
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+LAZY_COMMANDS = {  # name: "module:object", imported when the command runs or is listed
+    "pull": "makeflow.ui.cli_sharing:pull_command",
+    "push": "makeflow.ui.cli_sharing:push_command",
+    "cache": "makeflow.ui.cli_sharing:cache_command",
+    "runs": "makeflow.ui.cli_history:runs_command",
+    "report": "makeflow.ui.cli_history:report_command",
+    "metrics": "makeflow.ui.cli_history:metrics_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose rarer commands live in modules imported only when one of them runs
+    or `--help` lists them (click's documented lazy loading): every command pays for the
+    imports of the whole command line otherwise, a no-op build included."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, _, name = LAZY_COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # "did you mean" knows only the loaded
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="makeflow")
 @project_options
 @click.pass_context
@@ -203,6 +232,8 @@ def status_command(rules_file: str | None, directory: str | None, overrides: tup
 def why_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                 file: str) -> None:
     """Explain whether FILE is up to date, and what would rebuild it."""
+    from makeflow.plan.made import folder_output_around, steps_with_outputs_below
+
     pipeline = open_pipeline(rules_file, directory, overrides)
     plan = status(pipeline, [file])  # refuses a path outside the project
     file = _in_project(file, pipeline)
@@ -270,6 +301,8 @@ def explain(plan: Plan, target: str, whole: Plan) -> str:
 def graph_command(rules_file: str | None, directory: str | None, overrides: tuple[str, ...],
                   target: str | None, fmt: str) -> None:
     """Print the steps leading to TARGET and the files between them."""
+    from makeflow.ui.graphs import render  # only this command draws graphs
+
     plan = status(open_pipeline(rules_file, directory, overrides), [target] if target else [])
     click.echo(render(plan, fmt))
 
@@ -318,6 +351,8 @@ def clean_command(rules_file: str | None, directory: str | None, overrides: tupl
     """Remove the outputs makeflow made: of TARGETS' own steps (files, rule names, pattern
     rule names), or of every step; never sources, edited files or anything outside.
     Protected outputs are removed only when you say yes, or with --force."""
+    from makeflow.run.clean import clean  # only this command removes files
+
     done = clean(open_pipeline(rules_file, directory, overrides), targets, dry_run, upstream,
                  confirm=(lambda paths: True) if force else _confirm_protected)
     verb = "would remove" if dry_run else "removed"
@@ -421,7 +456,3 @@ def watch_command(rules_file: str | None, directory: str | None, overrides: tupl
             raise  # a build was stopped, or SIGTERM: the usual message and exit status
         click.echo("stopped watching")
 
-
-for _command in (pull_command, push_command, cache_command, runs_command, report_command,
-                 metrics_command):
-    cli.add_command(_command)

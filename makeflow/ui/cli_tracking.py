@@ -6,14 +6,19 @@ tracking store's failure into a warning, so a build's exit status is always its 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 
 from makeflow.define.loader import Pipeline
+from makeflow.errors import UserError
 from makeflow.run.outcome import BuildResult
 from makeflow.run.reporter import Reporter
+
+ENV = "MAKEFLOW_MLFLOW"
 
 
 def mlflow_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,10 +31,18 @@ def mlflow_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def mlflow_uri(pipeline: Pipeline, given: str | None) -> str | None:
-    """The tracking URI to log to, or None; a user error when mlflow is missing."""
-    from makeflow.ui.tracking import tracking_uri
-
-    return tracking_uri(pipeline, given)
+    """The tracking URI the build logs to, or None; refuses (before the build starts) when
+    one is asked for and mlflow is not installed. Decided here, so that a build that logs
+    nowhere does not import the tracking module."""
+    uri = given or os.environ.get(ENV) or pipeline.settings.mlflow
+    if not uri:
+        return None
+    if importlib.util.find_spec("mlflow") is None:
+        raise UserError(f"logging builds to MLflow ({uri}) needs the mlflow package, which "
+                        "is not installed",
+                        hint="Install the extra: pip install 'makeflow[mlflow]' (or drop "
+                        f"--mlflow, {ENV} and the mlflow setting of makeflow.toml).")
+    return uri
 
 
 def log_to_mlflow(uri: str, pipeline: Pipeline, result: BuildResult, targets: Iterable[str],

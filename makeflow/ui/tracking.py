@@ -10,36 +10,19 @@ reached is a warning: the build's own exit status does not change.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import re
 from typing import Any
 
 from makeflow.define.loader import Pipeline
-from makeflow.errors import UserError
 from makeflow.plan.staleness import params_of
 from makeflow.run.outcome import BuildResult
 from makeflow.run.recording import command_line, current_metrics
 from makeflow.store.metrics import flatten
 
-ENV = "MAKEFLOW_MLFLOW"
 VALUE_LIMIT = 6000  # MLflow's longest parameter value
 _NOT_A_KEY = re.compile(r"[^\w\-. /:]")  # MLflow keys: letters, digits, _ - . space / :
-
-
-def tracking_uri(pipeline: Pipeline, given: str | None) -> str | None:
-    """The tracking URI the build logs to, or None; refuses (before the build starts) when
-    one is asked for and mlflow is not installed."""
-    uri = given or os.environ.get(ENV) or pipeline.settings.mlflow
-    if not uri:
-        return None
-    if importlib.util.find_spec("mlflow") is None:
-        raise UserError(f"logging builds to MLflow ({uri}) needs the mlflow package, which "
-                        "is not installed",
-                        hint="Install the extra: pip install 'makeflow[mlflow]' (or drop "
-                        f"--mlflow, {ENV} and the mlflow setting of makeflow.toml).")
-    return uri
 
 
 def params_for(result: BuildResult) -> dict[str, str]:
