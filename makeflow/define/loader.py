@@ -136,7 +136,8 @@ def _load(file: Path, overrides: list[str] | tuple[str, ...], image: RulesImage 
     rules_module.drafts.clear()
     warnings: list[str] = []
     fingerprint = None if image else _fingerprinter(sources, warnings)
-    rules = tuple(freeze(d, str(root), fingerprint) for d in drafts)
+    folder = str(root)
+    rules = tuple([freeze(d, folder, fingerprint) for d in drafts])
     _check_unique(rules)
     for r in rules:
         _check_placeholders(r)
@@ -287,16 +288,32 @@ def _plain_placeholders(rule: Rule) -> bool:
     in a fraction of the time). Anything else is checked by filling it."""
     assert rule.shell is not None
     try:
-        fields = list(_FORMAT.parse(rule.shell))
+        fields = _FORMAT.parse(rule.shell)
+        for _, name, spec, conversion in fields:
+            if name is None or name == "inputs" or name == "outputs":
+                if spec or conversion:
+                    return False
+                continue
+            indexed = _indexed.get(name)
+            if indexed is None:
+                indexed = _index_of(name)
+            if indexed is False or spec or conversion:
+                return False
+            files = rule.inputs if indexed[0] else rule.outputs
+            if indexed[1] >= len(files.paths):
+                return False
     except ValueError:  # a lone brace: filling it gives the error to show
         return False
-    for _, name, spec, conversion in fields:
-        if name is None or (name in ("inputs", "outputs") and not spec and not conversion):
-            continue
-        m = _INDEXED.fullmatch(name)
-        if m is None or spec or conversion:
-            return False
-        files = rule.inputs if m[1] == "inputs" else rule.outputs
-        if int(m[2]) >= len(files.paths):
-            return False
     return True
+
+
+_indexed: dict[str, tuple[bool, int] | bool] = {}  # "inputs[0]": (True, 0); "x": False
+
+
+def _index_of(name: str) -> tuple[bool, int] | bool:
+    """`inputs[N]` or `outputs[N]` as (whether inputs, N); False for any other name."""
+    m = _INDEXED.fullmatch(name)
+    found = (m[1] == "inputs", int(m[2])) if m else False
+    if len(_indexed) < 10_000:
+        _indexed[name] = found
+    return found
