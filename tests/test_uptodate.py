@@ -7,8 +7,10 @@ and checks the build sees it.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -277,3 +279,34 @@ def test_inputs_listed_in_another_order_are_a_change(project):
     project.rules(rules.format(files=["c.txt", "b.txt"]))
     result = project.build()
     assert result.ran == ["join"] and not result.plan.quick
+
+
+def test_the_keys_of_the_caches_go_by_value_alone():
+    """Equal rules give equal keys however their strings were made (interned or built,
+    one object or two), and a value marshal cannot write (a TOML date) still has one."""
+    built = "".join(["out/", "a.txt"])
+    assert built is not sys.intern("out/a.txt")
+    same = hashing.hash_value([(sys.intern("out/a.txt"), "out/a.txt", 1, None)])
+    assert hashing.hash_value([(built, built, 1, None)]) == same
+    assert hashing.hash_value([("out/a.txt", "out/a.txt", True, None)]) != same
+    day = {"when": datetime.date(2026, 1, 1)}
+    assert hashing.hash_value(day) == hashing.hash_value({"when": datetime.date(2026, 1, 1)})
+    assert hashing.hash_value(day) != hashing.hash_value({"when": datetime.date(2026, 1, 2)})
+
+
+def test_a_date_in_the_config_of_rules_with_functions_keeps_the_quick_path(project):
+    """The config is part of the graph's key when rules have functions; a TOML date in it
+    is digested by its repr, the same in every build."""
+    project.write("makeflow.toml", "since = 2026-01-01\n")
+    project.write("in.txt", "x\n")
+    project.rules("""\
+        from makeflow import config, rule
+
+        rule("copy", inputs=lambda: ["in.txt"], outputs="out.txt",
+             params={"since": str(config["since"])}, shell="cp {inputs} {outputs}")
+    """)
+    assert project.build().ran == ["copy"]
+    age_all(project.root)
+    assert project.build().ran == []
+    result = project.build()
+    assert result.ran == [] and result.plan.quick

@@ -31,7 +31,7 @@ from makeflow.plan.claims import producers
 from makeflow.plan.graph import NO_STEPS, Graph, Resolver, Step
 from makeflow.plan.graph_reads import Checks, checkpoint_checks, gather, still_hold
 from makeflow.store.fs import StatCache
-from makeflow.store.hashing import Streamed, hash_bytes
+from makeflow.store.hashing import Streamed, hash_value
 from makeflow.store.state import StateStore
 
 NAME = "graph.cache"
@@ -99,8 +99,7 @@ def cache_key(pipeline: Pipeline, targets: Iterable[str]) -> tuple:
         # functions give what their code and the config make of what they read: the
         # rules file's text, the project modules it imports, and the config all count
         facts += (sorted(pipeline.sources.items()), pipeline.config, pipeline.overrides)
-    # repr, not marshal: marshal's bytes depend on how objects are shared, not only values
-    rules = hash_bytes(repr(facts).encode("utf-8", "surrogateescape"))
+    rules = hash_value(facts)
     return (FORMAT, sys.version, rules, tuple(targets))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from makeflow.define.loader import Pipeline
 from makeflow.plan.graph import Graph
 from makeflow.store.fs import tree_stat
-from makeflow.store.hashing import hash_bytes
+from makeflow.store.hashing import hash_value
 from makeflow.store.state import FileRecord, StateStore, dump
 
 NAME = "uptodate.cache"
@@ -37,7 +37,7 @@ def recipes_key(pipeline: Pipeline) -> str:
     """A digest of what every rule runs and its parameters: all of a fingerprint but files."""
     facts = [(r.name, r.shell, r.code, r.params_text or (dump(r.params) if r.params else ""))
              for r in pipeline.rules]
-    return hash_bytes(repr((FORMAT, facts)).encode("utf-8", "surrogateescape"))
+    return hash_value((FORMAT, facts))
 
 
 class Snapshot:
