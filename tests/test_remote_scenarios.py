@@ -28,7 +28,7 @@ RULES = """
     rule("all", inputs=["report.txt", "plots"], default=True)
     rule("train", inputs="data.txt", outputs="model.bin", params={"alpha": config["alpha"]},
          shell="echo run >> runs.log; head -c 300000 /dev/urandom > {outputs[0]}; "
-               "echo {params.alpha} >> {outputs[0]}; cat {inputs[0]} >> {outputs[0]}")
+               "echo {params.alpha} >> {outputs[0]}; cat {inputs[0]} >> {outputs[0]}; echo trained")
     rule("report", inputs="model.bin", outputs="report.txt",
          shell="echo run >> runs.log; wc -c < {inputs[0]} > {outputs[0]}")
     rule("plots", inputs="data.txt", outputs="plots",
@@ -103,6 +103,7 @@ def test_a_deleted_output_is_restored_from_the_remote(tmp_path, url):
     assert result.restored == ["train"] and result.ran == []
     assert (project.root / "model.bin").read_bytes() == before
     assert log.read_bytes() == logged and b"head -c 300000" in logged  # its log came too
+    assert logged.endswith(b"\ntrained\n")
 
 
 def test_a_second_project_with_sources_only_runs_nothing_and_gets_identical_outputs(tmp_path,

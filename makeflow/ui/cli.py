@@ -13,7 +13,6 @@ import importlib
 import os
 import signal
 import sys
-from pathlib import Path
 
 import click
 
@@ -21,7 +20,7 @@ from makeflow import __version__
 from makeflow.define.loader import Pipeline
 from makeflow.errors import Terminated, UserError
 from makeflow.plan.staleness import Plan
-from makeflow.run.build import build, log_path, status
+from makeflow.run.build import build, status
 from makeflow.ui.cli_options import (
     executor_for,
     executor_options,
@@ -391,16 +390,9 @@ def logs_command(rules_file: str | None, directory: str | None, overrides: tuple
     alias = pipeline.rule(step)
     if alias is not None and alias.is_alias:
         _no_log_for_alias(pipeline, step)
-    sid = step
-    log = pipeline.root / log_path(sid)
-    if not log.exists():
-        plan = status(pipeline, [step])
-        sid = plan.graph.producer.get(os.path.normpath(step), step)
-        log = pipeline.root / log_path(sid)
-    if not log.exists():
-        raise UserError(f"no log for {step}: it has not run yet",
-                        hint="Logs are kept for each step's last run in .makeflow/logs/.")
-    click.echo(Path(log).read_text(encoding="utf-8", errors="replace"), nl=False)
+    from makeflow.run.steplog import step_log  # only this command reads logs
+
+    click.echo(step_log(pipeline, step), nl=False)
 
 
 def _no_log_for_alias(pipeline: Pipeline, name: str) -> None:

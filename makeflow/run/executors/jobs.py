@@ -25,6 +25,7 @@ from makeflow.define.config import Shell
 from makeflow.define.recipe import context
 from makeflow.errors import SKIP_STATUS, Skip, StepError
 from makeflow.run.executors import Job, JobResult
+from makeflow.run.executors.logslots import open_slot, settle
 from makeflow.run.executors.process import StepProcess
 from makeflow.store.fs import full_disk_note
 
@@ -129,18 +130,24 @@ class Processes:
         self.signal_all(signal.SIGKILL)
 
 
-def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
-    """Run `job.command`, its output going to the log; the step is its whole process group."""
+def run_shell(job: Job, processes: Processes | None = None,
+              slot: str | None = None) -> JobResult:
+    """Run `job.command`, its output going to the log; the step is its whole process group.
+
+    Given a `slot` (logslots.py), a first attempt logs there, and the log is kept only when
+    the step printed something besides its command line, or did not succeed."""
     started = time.time()
     assert job.command is not None
+    slot = slot if job.attempt == 1 and job.workdir is None else None
     try:
-        log = job.open_log()
+        log = open_slot(slot) if slot is not None else job.open_log()
     except OSError as exc:
         return JobResult(False, started, time.time(), None, f"cannot write its log: {exc}")
-    script = None
+    echo = f"$ {job.command}\n".encode("utf-8", "surrogateescape")
+    script, status = None, None
     try:
         try:
-            os.write(log, f"$ {job.command}\n".encode("utf-8", "surrogateescape"))
+            os.write(log, echo)
         except OSError as exc:
             return JobResult(False, started, time.time(), None, _log_error(exc, job))
         argv = argv_for(job.command, job.shell)
@@ -155,10 +162,13 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
             return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
         status = _wait(proc, job.timeout, processes)
     finally:
+        quiet = status == 0 and slot is not None and _size(log) == len(echo)
         os.close(log)
         if script is not None:
             with contextlib.suppress(OSError):
                 os.unlink(script)
+        if slot is not None:
+            settle(slot, job.log, keep=not quiet)
     cpu, peak = usage_of(proc.usage)
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s",
@@ -167,6 +177,13 @@ def run_shell(job: Job, processes: Processes | None = None) -> JobResult:
         return JobResult(True, started, time.time(), status, cpu=cpu, peak_rss=peak,
                          skipped=_last_line(job) or f"exit status {SKIP_STATUS}")
     return _shell_result(status, started, cpu, peak)
+
+
+def _size(fd: int) -> int:
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return -1
 
 
 def _last_line(job: Job) -> str:
@@ -221,15 +238,19 @@ def _shell_result(status: int, started: float, cpu: float | None,
                      peak_rss=peak)
 
 
-def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
-    """Call a Python step in this process, its stdout and stderr going to the log."""
+def run_function(job: Job, func: Callable[..., Any], slot: str | None = None) -> JobResult:
+    """Call a Python step in this process, its stdout and stderr going to the log (first
+    to `slot`, kept only when the step printed something or did not succeed, as for
+    shell steps)."""
     started = time.time()
     step = context(job.step_id, job.inputs, job.outputs, job.params, job.wildcards)
+    slot = slot if job.attempt == 1 and job.workdir is None else None
     try:
-        log = job.open_log()
+        log = open_slot(slot) if slot is not None else job.open_log()
     except OSError as exc:
         return JobResult(False, started, time.time(), None, _log_error(exc, job))
     meter = Meter()
+    result = None
     try:
         with _redirected(log), _isolated():
             if job.workdir is not None:
@@ -238,7 +259,10 @@ def run_function(job: Job, func: Callable[..., Any]) -> JobResult:
     except OSError as exc:  # its printing could not be written to the log
         return JobResult(False, started, time.time(), None, _log_error(exc, job))
     finally:
+        quiet = result is not None and result.ok and not result.skipped and _size(log) == 0
         os.close(log)
+        if slot is not None:
+            settle(slot, job.log, keep=not quiet)
     return meter.stop(result)
 
 

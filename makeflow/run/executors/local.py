@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from makeflow.run.executors import Job, JobResult
 from makeflow.run.executors.jobs import Processes, run_function, run_shell
+from makeflow.run.executors.logslots import ThreadSlots, new_slot, settle
+from makeflow.run.executors.logslots import remove as remove_slots
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -41,12 +43,17 @@ class LocalExecutor:
         self.jobs = max(1, jobs)
         self.threads = ThreadPoolExecutor(self.jobs, thread_name_prefix="makeflow-step")
         self.processes = Processes()
+        self.slots = ThreadSlots(str(Path(rules_file).parent))
         self.workers = WorkerPool(self.jobs, rules_file, overrides, image)
 
     def submit(self, job: Job) -> Future[JobResult]:
         if job.command is not None:
-            return self.threads.submit(run_shell, job, self.processes)
+            return self.threads.submit(self._run_shell, job)
         return self.workers.submit(job)
+
+    def _run_shell(self, job: Job) -> JobResult:
+        """A shell step on one of the pool's threads, logging to that thread's slot."""
+        return run_shell(job, self.processes, self.slots.mine())
 
     def kill_now(self) -> None:
         """SIGKILL every running step now: the user asked twice. Safe in a signal handler
@@ -61,6 +68,7 @@ class LocalExecutor:
             self.processes.stop_all()
         self.threads.shutdown(wait=True, cancel_futures=kill)
         self.workers.close()
+        self.slots.remove()
 
 
 Item = tuple[Job, "Future[JobResult]"]
@@ -237,9 +245,10 @@ class Worker:
 
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
+        self.slot = new_slot(str(Path(rules_file).parent))  # the worker's steps log here
         self.process = ctx.Process(
-            target=worker_main, args=(child, rules_file, overrides, image), daemon=True
-        )
+            target=worker_main, args=(child, rules_file, overrides, image, self.slot),
+            daemon=True)
         self.process.start()
         child.close()
         self.alive = True
@@ -271,6 +280,8 @@ class Worker:
         try:
             if job.timeout is not None and not self.conn.poll(job.timeout):
                 self.kill()
+                self.process.join(timeout=5)
+                settle(self.slot, job.log, keep=True)  # what it printed before it was killed
                 self.close()
                 return JobResult(False, started, time.time(), None,
                                  f"timed out after {job.timeout:g}s")
@@ -279,6 +290,7 @@ class Worker:
         except (EOFError, OSError):
             self.alive = False
             self.process.join(timeout=5)
+            settle(self.slot, job.log, keep=True)  # what it printed before it crashed
             return JobResult(False, started, time.time(), self.process.exitcode,
                              _crash_message(self.process.exitcode))
 
@@ -295,6 +307,7 @@ class Worker:
         if self.process.is_alive():
             self.kill()
             self.process.join(timeout=5)
+        remove_slots([self.slot])
 
 
 def _crash_message(exitcode: int | None) -> str:
@@ -308,12 +321,13 @@ LOAD_SECONDS = 60.0  # after that, a step's timeout counts the rest of the start
 
 
 def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
-                image: RulesImage | None = None) -> None:
+                image: RulesImage | None = None, slot: str | None = None) -> None:
     """A worker's loop: load the rules once, then run each batch sent to it, answering
     each job as it ends (so a crash is the step that was running, not the batch).
 
     Given the image of the rules the build loaded, the worker runs exactly those (the
-    files on disk may have changed or broken since); the project folder is importable."""
+    files on disk may have changed or broken since); the project folder is importable.
+    Steps log to `slot` first (logslots.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides when to stop
     from makeflow.define.loader import load, load_image
     from makeflow.errors import MakeflowError
@@ -332,26 +346,26 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
         try:
             jobs: list[Job] = conn.recv()
             for job in jobs:
-                conn.send(_run_safely(job, pipeline, load_error, rules_file))
+                conn.send(_run_safely(job, pipeline, load_error, rules_file, slot))
         except (EOFError, OSError, KeyboardInterrupt):
             return
 
 
 def _run_safely(job: Job, pipeline: Pipeline | None, load_error: str | None,
-                rules_file: str) -> JobResult:
+                rules_file: str, slot: str | None = None) -> JobResult:
     """The job's result; makeflow's own fault while running it fails the step with the
     reason, rather than ending the worker with nothing said."""
     try:
-        return _run(job, pipeline, load_error, rules_file)
+        return _run(job, pipeline, load_error, rules_file, slot)
     except Exception as exc:
         now = time.time()
         return JobResult(False, now, now, None, f"makeflow failed to run it: {exc!r}")
 
 
 def _run(job: Job, pipeline: Pipeline | None, load_error: str | None,
-         rules_file: str) -> JobResult:
+         rules_file: str, slot: str | None) -> JobResult:
     rule = pipeline.rule(job.rule) if pipeline else None
     if rule is None or rule.func is None:
         why = load_error or f"rule {job.rule} has no function in {rules_file}"
         return JobResult(False, time.time(), time.time(), None, why)
-    return run_function(job, rule.func)
+    return run_function(job, rule.func, slot)

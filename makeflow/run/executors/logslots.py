@@ -1,0 +1,88 @@
+"""Where a step on this machine writes its log first: one file per job slot, reused.
+
+Most steps print nothing; a shell step's log then holds only the `$ command` line makeflow
+writes. Creating a log file for each of them costs about what a trivial step's own work
+does (on ext4 a new inode is most of the system time of a 10,000-step build), and a build
+of silent steps would leave a folder of files that say nothing.
+
+So a step's first attempt writes to its slot's file, truncated for it. When the step has
+ended, the file becomes the step's log (renamed into `.makeflow/logs/`) if the step printed
+something or did not succeed; otherwise the step's earlier log, if any, is removed, and
+`makeflow logs` shows its command. A slot file renamed away is made anew by the next step.
+Later attempts of a step append to the log the first one kept (it failed, so it was kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+
+FOLDER = os.path.join(".makeflow", "slots")
+
+_numbers = itertools.count()
+
+
+def new_slot(root: str) -> str:
+    """A slot file's path for one job slot of this process (made on first use)."""
+    folder = os.path.join(root, FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{os.getpid()}-{next(_numbers)}.log")
+
+
+def open_slot(path: str) -> int:
+    """The slot file, empty, as a bare descriptor for this step's output."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+
+
+def settle(slot: str, log: str, keep: bool) -> None:
+    """Make the slot's file the step's log (`keep`), or leave the step with no log file.
+
+    A step that keeps no log has its earlier run's log removed, so `makeflow logs` never
+    shows what an older run printed. Never raises: the step's result stands either way.
+    """
+    try:
+        if not keep:
+            os.unlink(log)
+            return
+        try:
+            os.replace(slot, log)
+        except FileNotFoundError:  # the logs folder went (a user's clean-up): make it again
+            os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
+            os.replace(slot, log)
+    except OSError:
+        pass
+
+
+def remove(paths: list[str]) -> None:
+    """Remove slot files (a build's end), and their folder once no build uses it."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    if paths:
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(paths[0]))
+
+
+class ThreadSlots:
+    """One slot per thread of the executor's pool, made when the thread first needs one."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.made: list[str] = []
+
+    def mine(self) -> str:
+        path = getattr(self.local, "path", None)
+        if path is None:
+            path = self.local.path = new_slot(self.root)
+            with self.lock:
+                self.made.append(path)
+        return path
+
+    def remove(self) -> None:
+        with self.lock:
+            made, self.made = self.made, []
+        remove(made)
