@@ -29,7 +29,7 @@ NOT_FOR_A_NOOP = [
     "makeflow.store.cas", "makeflow.store.remote", "makeflow.ui.cli_history",
     "makeflow.ui.cli_sharing", "makeflow.ui.tracking", "makeflow.ui.graphs",
     "makeflow.ui.history_view", "makeflow.ui.metrics_view", "tomllib", "traceback", "rich",
-    "fsspec", "watchdog",
+    "fsspec", "watchdog", "shutil",
 ]
 
 PROBE = """\

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat as modes
 import sys
 from collections import Counter
@@ -57,6 +56,8 @@ def remove(path: str) -> None:
     """Remove a file, link or directory tree; a missing path is fine, even in a folder
     that cannot be written (where unlink says "read-only" before "no such file")."""
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil  # here: with bz2 and lzma it is 1.5 ms of every command's start
+
         shutil.rmtree(path, ignore_errors=True)
     else:
         try:
@@ -157,6 +158,8 @@ def replace(src: str, dst: str) -> None:
         if exc.errno != errno.EXDEV:
             raise
         near = f"{dst}.makeflow-{os.urandom(4).hex()}"
+        import shutil  # see remove()
+
         try:
             if os.path.isdir(src):
                 shutil.copytree(src, near, symlinks=True)
