@@ -311,6 +311,7 @@ class BuildCache:
             self._pool = None
         self.local.count(self.local.hits, self.local.misses)
         self.local.hits = self.local.misses = 0
+        self.local.close()
         if max_size is not None:
             with contextlib.suppress(OSError):
                 self.local.cas.gc(max_size)

@@ -2,7 +2,8 @@
 
 The index beside the content-addressed store (`cas.py`), in the same root:
 
-    runs/<2 hex>/<key>.json       one `RunRecord` per key
+    runs.db                       one `RunRecord` per key (runindex.py); on a remote,
+    runs/<2 hex>/<key>.json       one file per key
 
 A record is written only after every blob it names is in the store, and a lookup checks
 that they still are (`gc` may have removed some), so a hit can always be restored. The key
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from makeflow.store import fs
 from makeflow.store.cas import BlobError, Cas
+from makeflow.store.runindex import RunIndex, record_file
 
 RECORD_VERSION = 1
 INLINE_LOG = 4096  # bytes: a log up to this size is kept in its run record
@@ -74,7 +76,12 @@ def record_key(key: str) -> str:
     """Where a key's record lives below a store's root, with "/" separators."""
     if len(key) < 3 or not key.isalnum():
         raise ValueError(f"not a cache key: {key!r}")
-    return f"runs/{key[:2]}/{key}.json"
+    return record_file(key)
+
+
+def _checked(key: str) -> str:
+    record_key(key)  # ValueError for what is not a key
+    return key
 
 
 class RunCache:
@@ -83,6 +90,7 @@ class RunCache:
     def __init__(self, root: str | os.PathLike[str], link: bool = False):
         self.root = Path(root)
         self.cas = Cas(self.root, link=link)
+        self.index = RunIndex(self.root)
         self.hits = self.misses = 0
 
     def get(self, key: str) -> RunRecord | None:
@@ -93,16 +101,13 @@ class RunCache:
         return record
 
     def has_record(self, key: str) -> bool:
-        """Whether a record of `key` is here (one stat; `get` says whether it is usable)."""
-        return os.path.exists(self.root / record_key(key))
+        """Whether a record of `key` is here (one lookup; `get` says whether it is usable)."""
+        return self.index.has(_checked(key))
 
     def read(self, key: str) -> RunRecord | None:
         """The record of `key` as stored, whether or not its objects are all here."""
-        try:
-            data = (self.root / record_key(key)).read_bytes()
-        except OSError:
-            return None
-        return RunRecord.from_bytes(data)
+        data = self.index.get(_checked(key))
+        return None if data is None else RunRecord.from_bytes(data)
 
     def save(self, key: str, step: str, outputs: dict[str, str], log: str | None = None,
              seconds: float = 0.0) -> RunRecord:
@@ -121,16 +126,8 @@ class RunCache:
         return record
 
     def put(self, key: str, record: RunRecord) -> None:
-        """Write a record whose objects are already in the store (atomically)."""
-        final = str(self.root / record_key(key))
-        folder = os.path.dirname(final)
-        tmp = os.path.join(folder, f".{key}.{self.cas.unique()}")
-        try:
-            self.cas.in_folder(folder, lambda: _write_new(tmp, record.to_bytes()))
-            os.replace(tmp, final)
-        except BaseException:
-            fs.remove(tmp)
-            raise
+        """Keep a record whose objects are already in the store (OSError on failure)."""
+        self.index.put(_checked(key), record.to_bytes())
 
     def restore(self, record: RunRecord, log: str | None = None) -> None:
         """Place every output of `record` at its path, and the log at `log`.
@@ -182,20 +179,15 @@ class RunCache:
             db.close()
 
     def empty(self) -> bool:
-        """Whether the index holds no record: a look that stops at the first one found."""
-        try:
-            with os.scandir(self.root / "runs") as folders:
-                for folder in folders:
-                    with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
-                        if next(entries, None) is not None:
-                            return False
-        except OSError:
-            return True
-        return True
+        """Whether the index holds no record."""
+        return self.index.count() == 0
 
     def records(self) -> int:
-        top = self.root / "runs"
-        return sum(len(os.listdir(d)) for d in top.iterdir()) if top.is_dir() else 0
+        return self.index.count()
+
+    def close(self) -> None:
+        """Close the index (a build's end; a later lookup opens it again)."""
+        self.index.close()
 
 
 def _short_text(path: str) -> str | None:
@@ -231,14 +223,3 @@ def _write_beside(dest: str, text: str) -> str:
         fs.remove(near)
         raise
     return near
-
-
-def _write_new(path: str, data: bytes) -> None:
-    """A new file holding `data`, through a bare descriptor (no file object's extra calls)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
