@@ -119,3 +119,14 @@ def test_a_step_that_never_ran_has_no_log(project):
     done = project.run("logs", "quiet_sh")
     assert done.code == 2
     assert "has not run yet" in done.err
+
+
+def test_a_long_log_is_kept_whole_after_its_command(project):
+    project.rules("""
+        from makeflow import rule
+        rule("chatty", outputs="out.txt", shell="seq 30000; echo done > out.txt")
+    """)
+    assert project.run("build").code == 0
+    lines = project.run("logs", "chatty").out.splitlines()
+    assert lines[0] == "$ seq 30000; echo done > out.txt"
+    assert lines[1:] == [str(i) for i in range(1, 30001)]

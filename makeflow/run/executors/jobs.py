@@ -134,8 +134,8 @@ def run_shell(job: Job, processes: Processes | None = None,
               slot: str | None = None) -> JobResult:
     """Run `job.command`, its output going to the log; the step is its whole process group.
 
-    Given a `slot` (logslots.py), a first attempt logs there, and the log is kept only when
-    the step printed something besides its command line, or did not succeed."""
+    Given a `slot` (logslots.py), a first attempt logs there, and the log, its command line
+    first, is kept only when the step printed something or did not succeed."""
     started = time.time()
     assert job.command is not None
     slot = slot if job.attempt == 1 and job.workdir is None else None
@@ -147,7 +147,8 @@ def run_shell(job: Job, processes: Processes | None = None,
     script, status = None, None
     try:
         try:
-            os.write(log, echo)
+            if slot is None:  # else written in front of the slot's text, if it is kept
+                os.write(log, echo)
         except OSError as exc:
             return JobResult(False, started, time.time(), None, _log_error(exc, job))
         argv = argv_for(job.command, job.shell)
@@ -162,13 +163,13 @@ def run_shell(job: Job, processes: Processes | None = None,
             return JobResult(False, started, time.time(), 127, f"cannot run: {exc.strerror}")
         status = _wait(proc, job.timeout, processes)
     finally:
-        quiet = status == 0 and slot is not None and _size(log) == len(echo)
+        quiet = status == 0 and slot is not None and _size(log) == 0
         os.close(log)
         if script is not None:
             with contextlib.suppress(OSError):
                 os.unlink(script)
         if slot is not None:
-            settle(slot, job.log, keep=not quiet)
+            settle(slot, job.log, keep=not quiet, head=echo)
     cpu, peak = usage_of(proc.usage)
     if status is None:
         return JobResult(False, started, time.time(), None, f"timed out after {job.timeout:g}s",
