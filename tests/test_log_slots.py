@@ -130,3 +130,15 @@ def test_a_long_log_is_kept_whole_after_its_command(project):
     lines = project.run("logs", "chatty").out.splitlines()
     assert lines[0] == "$ seq 30000; echo done > out.txt"
     assert lines[1:] == [str(i) for i in range(1, 30001)]
+
+
+def test_the_log_of_a_pattern_step_by_its_id_whether_it_failed_or_was_silent(project):
+    project.rules("""
+        from makeflow import rule
+        rule("up", outputs="out/{n}.txt",
+             shell="test {wildcards.n} != bad || exit 3; echo {wildcards.n} > {outputs}")
+    """)
+    assert project.run("build", "-k", "out/good.txt", "out/bad.txt").code == 1
+    assert project.run("logs", "up[n=bad]").out.startswith("$ test bad != bad")
+    assert project.run("logs", "up[n=good]").out.startswith("$ test good != bad")
+    assert project.run("logs", "out/good.txt").out.startswith("$ test good != bad")

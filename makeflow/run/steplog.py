@@ -22,10 +22,11 @@ from makeflow.store.state import StateStore
 def step_log(pipeline: Pipeline, name: str) -> str:
     """The log of the last run of `name` (a step, or a file it makes); UserError when the
     step has not run."""
-    sid = name if _ran(pipeline, name) else None
-    if sid is None or not (pipeline.root / log_path(sid)).exists():
-        plan = status(pipeline, [_target(pipeline, name)])
-        sid = plan.graph.producer.get(os.path.normpath(name), sid or name)
+    log = pipeline.root / log_path(name)
+    if log.exists():
+        return _read(log)
+    plan = status(pipeline, [_target(pipeline, name)])
+    sid = plan.graph.producer.get(os.path.normpath(name), name)
     log = pipeline.root / log_path(sid)
     if log.exists():
         return _read(log)
