@@ -142,3 +142,23 @@ def test_the_log_of_a_pattern_step_by_its_id_whether_it_failed_or_was_silent(pro
     assert project.run("logs", "up[n=bad]").out.startswith("$ test bad != bad")
     assert project.run("logs", "up[n=good]").out.startswith("$ test good != bad")
     assert project.run("logs", "out/good.txt").out.startswith("$ test good != bad")
+
+
+def test_slots_left_by_a_killed_build_are_cleared_and_a_blocked_folder_only_costs_speed(
+        project):
+    project.write("in.txt", "x\n")
+    project.rules(RULES)
+    slots = project.root / ".makeflow" / "slots"
+    slots.mkdir(parents=True)
+    (slots / "99999-0.log").write_text("left by a build killed with kill -9\n")
+    assert project.run("build", "-j2").code == 0
+    assert not slots.exists()
+    project.write("in.txt", "y\n")
+    slots.parent.mkdir(exist_ok=True)
+    slots.write_text("a file where the slots folder goes\n")
+    done = project.run("build", "-j2")
+    assert done.code == 0, done.text
+    assert project.read("out/quiet_py.txt") == "y\n"
+    assert "hello from the shell" in project.run("logs", "loud_sh").out
+    assert project.run("logs", "quiet_sh").out == "$ cp in.txt out/quiet_sh.txt\n"
+    assert slots.read_text() == "a file where the slots folder goes\n"

@@ -281,7 +281,8 @@ class Worker:
             if job.timeout is not None and not self.conn.poll(job.timeout):
                 self.kill()
                 self.process.join(timeout=5)
-                settle(self.slot, job.log, keep=True)  # what it printed before it was killed
+                if self.slot is not None:  # what it printed before it was killed
+                    settle(self.slot, job.log, keep=True)
                 self.close()
                 return JobResult(False, started, time.time(), None,
                                  f"timed out after {job.timeout:g}s")
@@ -290,7 +291,8 @@ class Worker:
         except (EOFError, OSError):
             self.alive = False
             self.process.join(timeout=5)
-            settle(self.slot, job.log, keep=True)  # what it printed before it crashed
+            if self.slot is not None:  # what it printed before it crashed
+                settle(self.slot, job.log, keep=True)
             return JobResult(False, started, time.time(), self.process.exitcode,
                              _crash_message(self.process.exitcode))
 
@@ -307,7 +309,8 @@ class Worker:
         if self.process.is_alive():
             self.kill()
             self.process.join(timeout=5)
-        remove_slots([self.slot])
+        if self.slot is not None:
+            remove_slots([self.slot])
 
 
 def _crash_message(exitcode: int | None) -> str:

@@ -25,11 +25,23 @@ FOLDER = os.path.join(".makeflow", "slots")
 _numbers = itertools.count()
 
 
-def new_slot(root: str) -> str:
-    """A slot file's path for one job slot of this process (made on first use)."""
+def new_slot(root: str) -> str | None:
+    """A slot file's path for one job slot of this process (made on first use); None
+    when the folder cannot be made (its steps then write their own logs, as before)."""
     folder = os.path.join(root, FOLDER)
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
     return os.path.join(folder, f"{os.getpid()}-{next(_numbers)}.log")
+
+
+def clear(root: str) -> None:
+    """Remove slot files a build killed outright left behind. Called as a local executor
+    starts, under the project's lock, so no other build of the project uses them."""
+    folder = os.path.join(root, FOLDER)
+    with contextlib.suppress(OSError):
+        remove([os.path.join(folder, name) for name in os.listdir(folder)])
 
 
 def open_slot(path: str) -> int:
@@ -97,18 +109,19 @@ class ThreadSlots:
     """One slot per thread of the executor's pool, made when the thread first needs one."""
 
     def __init__(self, root: str):
+        clear(root)
         self.root = root
         self.local = threading.local()
         self.lock = threading.Lock()
         self.made: list[str] = []
 
-    def mine(self) -> str:
-        path = getattr(self.local, "path", None)
-        if path is None:
+    def mine(self) -> str | None:
+        if not hasattr(self.local, "path"):
             path = self.local.path = new_slot(self.root)
-            with self.lock:
-                self.made.append(path)
-        return path
+            if path is not None:
+                with self.lock:
+                    self.made.append(path)
+        return self.local.path
 
     def remove(self) -> None:
         with self.lock:
