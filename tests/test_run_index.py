@@ -64,6 +64,8 @@ def test_record_files_an_older_makeflow_wrote_are_still_read(project):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     os.unlink(cache / "runs.db")
+    os.unlink(project.root / "b.txt")
+    assert "restorable from cache" in project.run("status").out  # found in the old files
     project.write("makeflow.toml", "x = 2\n")
     assert project.run("build").code == 0 and runs(project) == 4
     project.write("makeflow.toml", "x = 1\n")  # back: found in the old files

@@ -16,6 +16,7 @@ from makeflow.define.placeholders import substitute
 from makeflow.errors import UserError
 from makeflow.run.build import status
 from makeflow.run.outcome import log_path
+from makeflow.store.records import StepRecord
 from makeflow.store.state import StateStore
 
 
@@ -42,16 +43,19 @@ def step_log(pipeline: Pipeline, name: str) -> str:
 
 def _ran(pipeline: Pipeline, sid: str) -> bool:
     """Whether the store has a record of a run of step `sid` that succeeded."""
-    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
-        return state.record(sid) is not None
+    return _record(pipeline, sid) is not None
 
 
 def _target(pipeline: Pipeline, name: str) -> str:
     """What to plan to find step `name`: a file its last run made, when `name` is the id
     of a step that ran (an id is no target), else `name` itself."""
-    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
-        record = state.record(name)
+    record = _record(pipeline, name)
     return next(iter(record.outputs), name) if record is not None else name
+
+
+def _record(pipeline: Pipeline, sid: str) -> StepRecord | None:
+    with contextlib.chdir(pipeline.root), StateStore(pipeline.root) as state:
+        return state.record(sid)
 
 
 def _read(log: Path) -> str:

@@ -74,13 +74,13 @@ class RunRecord:
 
 def record_key(key: str) -> str:
     """Where a key's record lives below a store's root, with "/" separators."""
-    if len(key) < 3 or not key.isalnum():
-        raise ValueError(f"not a cache key: {key!r}")
-    return record_file(key)
+    return record_file(_checked(key))
 
 
 def _checked(key: str) -> str:
-    record_key(key)  # ValueError for what is not a key
+    """`key`, or ValueError for what is not a cache key."""
+    if len(key) < 3 or not key.isalnum():
+        raise ValueError(f"not a cache key: {key!r}")
     return key
 
 
@@ -180,7 +180,7 @@ class RunCache:
 
     def empty(self) -> bool:
         """Whether the index holds no record."""
-        return self.index.count() == 0
+        return self.index.empty()
 
     def records(self) -> int:
         return self.index.count()

@@ -67,6 +67,21 @@ class RunIndex:
                 return True
         return self.legacy and os.path.exists(self.root / record_file(key))
 
+    def empty(self) -> bool:
+        """Whether there is no record: a look that stops at the first one found."""
+        with contextlib.suppress(sqlite3.Error), self.lock:
+            db = self._open(create=False)
+            if db is not None and db.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+                return False
+        if not self.legacy:
+            return True
+        with contextlib.suppress(OSError), os.scandir(self.root / "runs") as folders:
+            for folder in folders:
+                with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
+                    if next(entries, None) is not None:
+                        return False
+        return True
+
     def count(self) -> int:
         """How many records there are (rows, and files an older makeflow wrote)."""
         rows = 0
