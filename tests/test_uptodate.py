@@ -143,6 +143,43 @@ def test_a_file_that_appears_lets_a_pattern_rule_apply(project):
     assert project.read("data/a.csv") == "http://example.org/a\n"
 
 
+def test_a_source_that_goes_makes_the_next_rule_apply(project):
+    """The snapshot's stats stand in for the graph cache's check that its sources still
+    exist: a source the snapshot finds gone must still send the graph back to resolving."""
+    project.rules("""
+        from makeflow import rule
+        rule("from_a", inputs="a/{x}.txt", outputs="out/{x}.txt", shell="cp {inputs} {outputs}",
+             priority=1)
+        rule("from_b", inputs="b/{x}.txt", outputs="out/{x}.txt",
+             shell="tr a-z A-Z < {inputs} > {outputs}")
+    """)
+    project.write("a/one.txt", "from a\n")
+    project.write("b/one.txt", "from b\n")
+    assert project.build("out/one.txt").ran == ["from_a[x=one]"]
+    age_all(project.root)
+    project.build("out/one.txt")
+    assert project.build("out/one.txt").plan.quick  # the snapshot is in place
+    (project.root / "a" / "one.txt").unlink()
+    result = project.build("out/one.txt")
+    assert result.ran == ["from_b[x=one]"]
+    assert project.read("out/one.txt") == "FROM B\n"
+
+
+def test_a_noop_stats_each_file_once(quick, monkeypatch):
+    """The one `stat` per file that make pays, not one for the graph and one more for
+    the snapshot."""
+    real, seen = os.stat, []
+
+    def counting(path, *args, **kwargs):
+        seen.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    assert quick.build().plan.quick
+    for name in ("in.txt", "copy.txt", "upper.txt"):
+        assert seen.count(name) == 1, (name, seen.count(name))
+
+
 def test_targets_each_get_their_own_graph(quick):
     assert quick.build("copy.txt").fresh == ["copy"]
     assert set(quick.build("upper.txt").fresh) == {"copy", "upper"}

@@ -10,7 +10,9 @@ The file is a private cache in `.makeflow/`: marshal, because it loads plain tup
 strings several times faster than pickle or JSON; a file it cannot read is ignored. It is
 a sequence of length-prefixed marshal blobs (the key, the files looked at, the steps in
 chunks, the sources and targets, the graph's digest), so a big graph is written and read
-a chunk at a time.
+a chunk at a time. The digest's blob is followed by its length, so a reader finds the
+digest before the steps: the no-op snapshot (`uptodate.py`) is keyed by it, and the files
+that snapshot has just statted need no second `stat` to show they still exist.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import dataclasses
 import marshal
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,13 +37,16 @@ from makeflow.store.hashing import Streamed, hash_value
 from makeflow.store.state import StateStore
 
 NAME = "graph.cache"
-FORMAT = 4  # raise whenever resolution (graph.py) decides differently, or the layout changes
+FORMAT = 5  # raise whenever resolution (graph.py) decides differently, or the layout changes
 CHUNK = 10_000  # steps per blob; part of the layout (the digest covers each chunk's text)
 
 
+Vouch = Callable[[str], Container[str] | None]
+
+
 def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Path,
-                   made: Callable[[], set[str]] | None = None, state: StateStore | None = None
-                   ) -> tuple[Graph, str, Callable[[], None]]:
+                   made: Callable[[], set[str]] | None = None, state: StateStore | None = None,
+                   vouch: Vouch | None = None) -> tuple[Graph, str, Callable[[], None]]:
     """The graph for `key` (see `cache_key`), from the cache in `folder` when it holds;
     a digest of the graph, equal for equal graphs however they were found; and what
     saves a graph of rules with functions, to call once the store's records of the
@@ -51,10 +56,13 @@ def resolve_cached(pipeline: Pipeline, key: tuple, stats: StatCache, folder: Pat
     `made` lists the files makeflow recorded writing (see `Resolver._break`); a graph
     whose cycle was cut with its help is not kept, since the cache could not tell when
     the records change.
+
+    `vouch`, given a saved graph's digest before its steps are read, may return the
+    files it has just found to exist (the no-op snapshot's): those are not statted again.
     """
     path = folder / NAME
     dynamic = any(r.dynamic is not None or r.checkpoint for r in pipeline.rules)
-    found = _load(path, key, pipeline, stats, state)
+    found = _load(path, key, pipeline, stats, state, vouch)
     if found is not None:
         return (*found, _nothing)
     resolver = Resolver(pipeline, stats, made)
@@ -155,7 +163,10 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
     if derived:
         digest.update(repr(derived).encode("utf-8", "surrogateescape"))
     put(_derived(steps) if out is not None else None)
+    last = marshal.dumps(digest.hexdigest())
     put(digest.hexdigest())
+    if out is not None:  # the digest's length last: `_digest` reads it from the end
+        out.write(len(last).to_bytes(8, "little"))
     return digest.hexdigest()
 
 
@@ -180,16 +191,18 @@ def _row(step: Step) -> tuple:
 
 
 def _load(path: Path, key: tuple, pipeline: Pipeline, stats: StatCache,
-          state: StateStore | None) -> tuple[Graph, str] | None:
+          state: StateStore | None, vouch: Vouch | None = None) -> tuple[Graph, str] | None:
     try:
         with open(path, "rb") as f:
             saved_key, chunks = _get(f)
             if saved_key != key:
                 return None
+            shape = _digest(f)
+            seen = vouch(shape) if vouch is not None else None
             existing, missing = _get(f)
-            if not _same_files(existing, missing, stats):
+            if not _same_files(existing, missing, stats, seen):
                 return None
-            del existing, missing
+            del existing, missing, seen
             if not still_hold(*_get(f), state):
                 return None
             reader = _Steps(pipeline)
@@ -198,7 +211,7 @@ def _load(path: Path, key: tuple, pipeline: Pipeline, stats: StatCache,
             sources, targets = _get(f)
             reader.derive(_get(f))
             digest = _get(f)
-            if not isinstance(digest, str):
+            if not isinstance(digest, str) or digest != shape:
                 return None
         return reader.graph(sources, targets), digest
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
@@ -213,13 +226,30 @@ def _get(f: BinaryIO) -> Any:
     return marshal.loads(f.read(size))
 
 
-def _same_files(existing: list[str], missing: list[str], stats: StatCache) -> bool:
+def _digest(f: BinaryIO) -> str:
+    """The graph's digest, read from the end of the file; the reader stays where it was."""
+    here = f.tell()
+    f.seek(-8, os.SEEK_END)
+    size = int.from_bytes(f.read(8), "little")
+    f.seek(-8 - size, os.SEEK_END)
+    digest = marshal.loads(f.read(size))
+    f.seek(here)
+    if not isinstance(digest, str):
+        raise ValueError("damaged graph cache")
+    return digest
+
+
+def _same_files(existing: list[str], missing: list[str], stats: StatCache,
+                seen: Container[str] | None = None) -> bool:
     """Whether every file the resolver looked at still exists, or still does not.
 
     The plain `os.stat` loop is the cost of a no-op build at 100,000 files, so the stat
-    cache, which would keep a tuple per file, is only asked about the few missing ones.
+    cache, which would keep a tuple per file, is only asked about the few missing ones;
+    files in `seen` were found to exist a moment ago and are not statted again.
     """
     stat = os.stat
+    if seen:
+        existing = [p for p in existing if p not in seen]
     try:
         for p in existing:
             stat(p)

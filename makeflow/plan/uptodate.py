@@ -50,6 +50,7 @@ class Snapshot:
     def __init__(self, folder: Path):
         self.path = folder / NAME
         self.base: Saved | None = None  # what was read, when it matched the key
+        self.gone: list[str] = []  # files of `base` that did not exist when statted
 
     def suspects(self, key: tuple) -> list[str] | None:
         """The files whose stat moved from their record (or whose record is too recent to
@@ -59,6 +60,7 @@ class Snapshot:
         A folder output (a checkpoint's, say) is compared by its tree's stat, as the
         planner trusts its recorded digest (`fs.tree_stat`).
         """
+        self.base, self.gone = None, []
         try:
             saved_key, *fields = marshal.loads(self.path.read_bytes())
             if saved_key != key:
@@ -68,7 +70,7 @@ class Snapshot:
             return None
         stat = os.stat
         numbers, inodes, trusted, trees = saved.numbers, saved.inodes, saved.trusted, saved.trees
-        moved = []
+        moved, gone = [], self.gone
         for i, path in enumerate(saved.paths):
             try:
                 st = stat(path)
@@ -77,6 +79,7 @@ class Snapshot:
                         raise NotADirectoryError(path)
                     st = _tree(path)
             except OSError:
+                gone.append(path)
                 if numbers[2 * i] != ABSENT:
                     moved.append(path)
                 continue
@@ -85,6 +88,19 @@ class Snapshot:
                 moved.append(path)
         self.base = saved
         return moved
+
+    def present(self) -> set[str] | None:
+        """The files the last `suspects` found to exist, or None when it read no snapshot.
+
+        The graph cache asks whether every file it was resolved from still exists; for
+        these the answer is already in, so at a million steps a million `stat` calls
+        are not made twice.
+        """
+        if self.base is None:
+            return None
+        found = set(self.base.paths)
+        found.difference_update(self.gone)
+        return found
 
     def save(self, key: tuple, graph: Graph, state: StateStore,
              absent: Iterable[str] = ()) -> None:

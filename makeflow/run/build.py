@@ -145,7 +145,8 @@ def _run_parts(pipeline: Pipeline, targets: Iterable[str], plan: Plan, state: St
                                          all_fresh, earlier)
     finally:
         one.close()
-    growing.settle(result, deferred)
+    if deferred is not None:  # one part counts each step once: a million ids not sifted
+        growing.settle(result, deferred)
     plan.stale = {**{s: why for s, why in earlier.items() if s in plan.graph.steps},
                   **plan.stale}
     result.plan = plan
@@ -156,16 +157,16 @@ def _parts(pipeline: Pipeline, targets: list[str], plan: Plan, state: StateStore
            digests: Digests, options: BuildOptions, reporter: Reporter, result: BuildResult,
            executor: growing.OneExecutor, recorder: RunRecorder,
            all_fresh: Callable[..., None], earlier: dict[str, list[str]]
-           ) -> tuple[Plan, Digests, list[str]]:
+           ) -> tuple[Plan, Digests, list[str] | None]:
     """The loop of `_run_parts`; the last plan, its digests, and the steps left waiting
-    for a checkpoint that did not run."""
+    for a checkpoint that did not run (None when the build ran in one part)."""
     deferred: list[str] = []
-    for _ in range(growing.MOST_PARTS):
+    for part_number in range(growing.MOST_PARTS):
         if not plan.waiting:
             executor.last = True  # the end of this part stops the executor
             _run(pipeline, plan, state, digests, options, reporter, result, executor,
                  recorder, all_fresh)
-            return plan, digests, []
+            return plan, digests, [] if part_number else None
         part = growing.first_part(plan)
         deferred = [s for s, step in plan.graph.steps.items()
                     if s not in part.graph.steps and not step.rule.is_alias]
@@ -203,8 +204,9 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
     no-op snapshot when everything is fresh."""
     graph = plan.graph
     if not plan.runnable:
-        result.fresh = [s for s in graph.steps
-                        if not graph.steps[s].rule.is_alias and s not in plan.skipped]
+        skipped = plan.skipped
+        result.fresh = [s for s, step in graph.steps.items()
+                        if not step.rule.is_alias and (not skipped or s not in skipped)]
         result.skipped = {s: why for s, why in plan.skipped.items()
                           if not graph.steps[s].rule.is_alias}
         if result.temp_held and not plan.before_checkpoint:
@@ -329,14 +331,30 @@ def _plan(pipeline: Pipeline, targets: Iterable[str], state: StateStore, force: 
     digests = Digests(state, stats)
     digests.remote_ok = remote_ok  # outputs kept on the remote only count as present
     rules = cache_key(pipeline, targets)
+    recipes = uptodate.recipes_key(pipeline)
+    snapshot = uptodate.Snapshot(state.dir)
+    early: dict[str, list[str] | None] = {}
+
+    def vouch(shape: str) -> set[str] | None:
+        """Stat the snapshot's files as soon as the saved graph's digest is known, so the
+        graph cache's check that its files still exist skips those found here."""
+        if force or chosen.forcerun or chosen.until:
+            return None  # no snapshot is asked for, or it is keyed by the chosen steps
+        early[shape] = snapshot.suspects(((rules, shape, recipes, ()), state.version))
+        return snapshot.present()
+
     graph, shape, keep_graph = resolve_cached(pipeline, rules, stats, state.dir,
-                                              lambda: _recorded_outputs(state), state)
+                                              lambda: _recorded_outputs(state), state, vouch)
     graph, forced, until = choose(graph, chosen)
     # The rules' files, in order, as well as the graph: a step's inputs listed in another
     # order change its fingerprint, though not the shape of the graph.
-    key = (rules, shape, uptodate.recipes_key(pipeline), until)
-    snapshot = uptodate.Snapshot(state.dir)
-    suspects = None if force or forced else snapshot.suspects((key, state.version))
+    key = (rules, shape, recipes, until)
+    if force or forced:
+        suspects = None
+    elif shape in early and not until:
+        suspects = early[shape]
+    else:
+        suspects = snapshot.suspects((key, state.version))
 
     def all_fresh(skipped: Iterable[str] = ()) -> None:
         if remote_ok:  # the no-op shortcut goes by local files; outputs are elsewhere
