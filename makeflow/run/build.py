@@ -240,6 +240,10 @@ def _run(pipeline: Pipeline, plan: Plan, state: StateStore, digests: Digests,
     try:
         kind(pipeline, graph, plan, state, digests, options, reporter, result, recorder,
              cache).run(executor)
+        if not digests.remote_ok:  # outputs kept on the remote are not hashed here
+            from makeflow.run.settling import settle_outputs
+
+            settle_outputs(state, state.updated_files, reporter.warning)
     finally:
         if cache is not None:
             cache.close(settings.cache_max_size)

@@ -16,6 +16,9 @@ from makeflow.store.hashing import hash_text
 
 REMOTE_ONLY = -1  # the inode of a FileRecord whose file is on the remote store only (see
 # run/unshared.py): made by a worker that shares no disk with the build, not downloaded
+SETTLE_NS = 1_000_000_000  # a hash this far from the file's mtime is trusted on any clock
+FINE_SETTLE_NS = 100_000_000  # ... and this far on a file system with fine mtimes: see
+# `FileRecord.settled`
 
 
 class FileRecord(NamedTuple):
@@ -48,14 +51,21 @@ class FileRecord(NamedTuple):
 
     @property
     def settled(self) -> bool:
-        """Whether the hash and the file's mtime are more than a second apart, either way.
+        """Whether the hash and the file's mtime are far enough apart, either way, that a
+        later write cannot leave the same mtime.
 
-        A write within a second of the hash could leave the same mtime on a coarse clock.
-        A write after the hash gets the clock's time as its mtime, so a file whose mtime
-        is in the future (a skewed clock, an archive unpacked from another machine) can be
-        trusted too, instead of being read again on every build until the clock catches up.
+        A write soon after the hash could get the same mtime as the one hashed: the file
+        system's timestamps are coarse (whole seconds, or two on FAT), or its clock moves in
+        ticks (Linux stamps files with a clock updated every 1 to 10 ms, Windows every
+        16 ms). An mtime with digits below the millisecond comes from a file system that
+        keeps fine timestamps, so there a tenth of a second is enough; any other needs a
+        second. A write after the hash gets the clock's time as its mtime, so a file whose
+        mtime is in the future (a skewed clock, an archive unpacked from another machine)
+        can be trusted too, instead of being read again on every build until the clock
+        catches up.
         """
-        return abs(self.checked_ns - self.mtime_ns) > 1_000_000_000
+        gap = abs(self.checked_ns - self.mtime_ns)
+        return gap > SETTLE_NS or (gap > FINE_SETTLE_NS and self.mtime_ns % 1_000_000 != 0)
 
     @property
     def ahead_ns(self) -> int:
