@@ -27,7 +27,8 @@ from makeflow.plan.dynamic import (
     inside,
     refuse_reading_outputs,
 )
-from makeflow.store.fs import StatCache, exists
+from makeflow.store.fs import StatCache
+from makeflow.store.listing import Existence
 
 NO_STEPS: list[str] = []  # the upstream of every step that reads no step: shared, never changed
 
@@ -91,6 +92,7 @@ class Resolver:
         self._instances: dict[str, tuple[str, Files, Files]] = {}
         self._templates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.probed: dict[str, bool] = {}
+        self.existence = Existence()  # a folder asked about often is listed once
         self._broken: dict[str, list[str]] = {}  # files read as sources to break a cycle
         self._derived: dict[str, Rule] = {}  # a rule with param functions, per step
         self.after: dict[str, list[Step]] = {}  # checkpoints a step's functions read
@@ -107,7 +109,7 @@ class Resolver:
         stat cache was 200 MB at a million sources, for a plan that never reads it)."""
         found = self.probed.get(path)
         if found is None:
-            found = self.probed[path] = exists(path)
+            found = self.probed[path] = self.existence(path)
         return found
 
     def _index(self, rules: Iterable[Rule]) -> None:

@@ -147,15 +147,16 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
     put(checks)
     index = {sid: i for i, sid in enumerate(graph.steps)}
     upstream = graph.upstream
-    digest = Streamed()  # by value (repr): marshal's bytes depend on how objects are shared
+    # by value: marshal's format 2, which writes no sharing or interning (`hash_value`)
+    digest = Streamed()
     for start in range(0, len(steps), CHUNK):
         chunk = steps[start:start + CHUNK]
         rows = ([_row(step) for step in chunk],
                 [[index[u] for u in upstream[step.id]] for step in chunk])
-        digest.update(repr(rows).encode("utf-8", "surrogateescape"))
+        digest.update(_by_value(rows))
         put(rows)
     tail = (graph.sources, graph.targets)
-    digest.update(repr(tail).encode("utf-8", "surrogateescape"))
+    digest.update(_by_value(tail))
     put(tail)
     # the params each step's functions gave, and the names of the inputs they listed
     derived = [(s.id, s.rule.params_text, s.inputs.names) for s in steps
@@ -168,6 +169,15 @@ def _write(out: BinaryIO | None, key: tuple, graph: Graph, probed: dict[str, boo
     if out is not None:  # the digest's length last: `_digest` reads it from the end
         out.write(len(last).to_bytes(8, "little"))
     return digest.hexdigest()
+
+
+def _by_value(value: Any) -> bytes:
+    """The bytes a digest of plain data is taken over: as `hashing.hash_value`, several
+    times quicker than repr over a million rows."""
+    try:
+        return marshal.dumps(value, 2)
+    except ValueError:  # a value marshal cannot write
+        return b"repr:" + repr(value).encode("utf-8", "surrogateescape")
 
 
 def _derived(steps: list[Step]) -> dict[str, tuple]:
