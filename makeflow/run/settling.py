@@ -20,7 +20,7 @@ from collections.abc import Callable
 from makeflow.store import fs
 from makeflow.store.hashing import hash_path
 from makeflow.store.opening import StoreError
-from makeflow.store.records import FINE_SETTLE_NS, REMOTE_ONLY, SETTLE_NS
+from makeflow.store.records import REMOTE_ONLY, settle_margin_ns
 from makeflow.store.state import FileRecord, StateStore
 
 BATCH = 10_000  # records per transaction: a million settled never sit in memory at once
@@ -33,11 +33,12 @@ def settle_outputs(state: StateStore, paths: set[str],
     Returns how many were settled. A store that cannot take them costs the next build a
     read of those files, never this build: `warn` is told."""
     now = time.time_ns()
-    due = [path for path in paths if _due(state.file(path), now)]
+    due = [(path, record) for path in paths
+           if (record := state.file(path)) is not None and _due(record, now)]
     count = 0
     try:
         for start in range(0, len(due), BATCH):
-            settled = _hashed_again(state, due[start:start + BATCH])
+            settled = _hashed_again(due[start:start + BATCH])
             state.remember_files(settled)
             count += len(settled)
     except StoreError as exc:
@@ -47,14 +48,11 @@ def settle_outputs(state: StateStore, paths: set[str],
     return count
 
 
-def _hashed_again(state: StateStore, paths: list[str]) -> dict[str, FileRecord]:
-    """The records of `paths` hashed again now, for those whose stat and bytes are still
+def _hashed_again(due: list[tuple[str, FileRecord]]) -> dict[str, FileRecord]:
+    """The records of `due` hashed again now, for those whose stat and bytes are still
     the recorded ones."""
     settled = {}
-    for path in paths:
-        record = state.file(path)
-        if record is None:
-            continue
+    for path, record in due:
         checked = time.time_ns()  # before the stat and the read, as `landing.file_record`
         st = fs.stat(path)
         if st is None or st.is_dir or not record.same_stat(st):
@@ -68,12 +66,11 @@ def _hashed_again(state: StateStore, paths: list[str]) -> dict[str, FileRecord]:
     return settled
 
 
-def _due(record: FileRecord | None, now: int) -> bool:
+def _due(record: FileRecord, now: int) -> bool:
     """Whether a record is unsettled, of a file on this disk, and old enough that a hash
     now would settle it."""
-    if record is None or record.settled or record.inode == REMOTE_ONLY:
+    if record.settled or record.inode == REMOTE_ONLY:
         return False
     if record.digest.startswith("tree:"):
         return False  # a folder's record goes by its tree's stat: left to the next build
-    margin = FINE_SETTLE_NS if record.mtime_ns % 1_000_000 else SETTLE_NS
-    return now - record.mtime_ns > margin
+    return now - record.mtime_ns > settle_margin_ns(record.mtime_ns)

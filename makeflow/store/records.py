@@ -21,6 +21,13 @@ FINE_SETTLE_NS = 100_000_000  # ... and this far on a file system with fine mtim
 # `FileRecord.settled`
 
 
+def settle_margin_ns(mtime_ns: int) -> int:
+    """How far from a file's mtime a hash must be taken to be trusted by its stat (see
+    `FileRecord.settled`): an mtime with digits below the millisecond comes from a file
+    system with fine timestamps."""
+    return FINE_SETTLE_NS if mtime_ns % 1_000_000 else SETTLE_NS
+
+
 class FileRecord(NamedTuple):
     """A file's stat and digest when it was last hashed; `checked_ns` is when that was.
 
@@ -64,8 +71,7 @@ class FileRecord(NamedTuple):
         can be trusted too, instead of being read again on every build until the clock
         catches up.
         """
-        gap = abs(self.checked_ns - self.mtime_ns)
-        return gap > SETTLE_NS or (gap > FINE_SETTLE_NS and self.mtime_ns % 1_000_000 != 0)
+        return abs(self.checked_ns - self.mtime_ns) > settle_margin_ns(self.mtime_ns)
 
     @property
     def ahead_ns(self) -> int:
