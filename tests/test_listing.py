@@ -41,6 +41,25 @@ def test_answers_are_those_of_stat(folder, listed):
     assert [ask(q) for q in reversed(QUESTIONS)] == [exists(q) for q in reversed(QUESTIONS)]
 
 
+@pytest.mark.parametrize("listed", [1, 3, 1000])
+def test_many_answers_at_once_are_those_of_stat(folder, listed):
+    ask = Existence(listed)
+    questions = QUESTIONS + ["d/a.txt", "top.txt", "d/sub/x"]
+    assert ask.many(questions) == [exists(q) for q in questions]
+    assert ask.many(questions[::-1]) == [exists(q) for q in questions[::-1]]
+    assert [ask(q) for q in questions] == [exists(q) for q in questions]
+
+
+@linux_only
+def test_many_questions_in_one_folder_list_it_before_any_stat(folder, monkeypatch):
+    ask = Existence(5)
+    calls = []
+    monkeypatch.setattr(listing, "exists", lambda p: calls.append(p) or exists(p))
+    answers = ask.many([f"d/n{i}" for i in range(4)] + ["d/a.txt", "d/link", "e/x"])
+    assert answers == [False] * 4 + [True, True, False]
+    assert calls == ["d/link", "e/x"]  # the link followed; "e" was asked about once
+
+
 @linux_only
 def test_an_often_asked_folder_is_read_once(folder, monkeypatch):
     ask = Existence(2)

@@ -85,6 +85,6 @@ def test_a_filled_path_is_normalised_as_normpath_would(path):
     change an answer."""
     import posixpath
 
-    from makeflow.plan.graph import _normal
+    from makeflow.plan.steps import normal
 
-    assert _normal(path) == posixpath.normpath(path)
+    assert normal(path) == posixpath.normpath(path)

@@ -12,13 +12,13 @@ import os
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.patterns import Pattern, compile_pattern, most_specific
 from makeflow.define.rules import Files, Rule
 from makeflow.errors import UserError
 from makeflow.plan.claims import leaves, producers, refuse_outside
+from makeflow.plan.columns import Columns
 from makeflow.plan.cycles import Cycle, cycle_error, make_order
 from makeflow.plan.dynamic import (
     checkpoint_making,
@@ -27,20 +27,18 @@ from makeflow.plan.dynamic import (
     inside,
     refuse_reading_outputs,
 )
+from makeflow.plan.steps import (
+    NO_STEPS,
+    UNKNOWN,
+    Step,
+    filled,
+    new,
+    normal,
+    step_id,
+    templates_of,
+)
 from makeflow.store.fs import StatCache
 from makeflow.store.listing import Existence
-
-NO_STEPS: list[str] = []  # the upstream of every step that reads no step: shared, never changed
-
-
-class Step(NamedTuple):
-    """One run of a rule, with concrete input and output paths (a tuple, cheap to make)."""
-
-    id: str
-    rule: Rule
-    wildcards: dict[str, str]
-    inputs: Files
-    outputs: Files
 
 
 @dataclass
@@ -71,7 +69,7 @@ def resolve(pipeline: Pipeline, targets: Iterable[str], stats: StatCache | None 
     return Resolver(pipeline, stats or StatCache(), made).resolve(targets)
 
 
-class Resolver:
+class Resolver(Columns):
     """Maps files to the steps that make them, creating steps on demand.
 
     Besides the rules, the result depends only on which files exist; every such answer the
@@ -158,7 +156,7 @@ class Resolver:
 
     def _project_path(self, name: str) -> str:
         """A target's path relative to the project; an absolute one inside it is accepted."""
-        path = _normal(name)
+        path = normal(name)
         if posixpath.isabs(path):
             root = str(self.pipeline.root)
             for base, full in ((os.path.abspath(root), path),
@@ -204,14 +202,18 @@ class Resolver:
         done: set[str] = set()
         upstream: dict[str, list[str]] = {}
         sources: dict[str, None] = {w: None for w in wanted if isinstance(w, str)}
+        producer = self.producer  # asked first: most files are known by the time they are read
         while queue:
             step = queue.pop()
             if step.id in done:
                 continue
             done.add(step.id)
             ups: dict[str, None] = {}
-            for path in step.inputs.paths:
-                maker = self.find(path, step)
+            paths = step.inputs.paths
+            makers = self.find_many(paths, step) if len(paths) >= self.many else [
+                m if (m := producer.get(path, UNKNOWN)) is not UNKNOWN
+                else self.find(path, step) for path in paths]
+            for path, maker in zip(paths, makers, strict=True):
                 if maker is None:
                     sources[path] = None
                 else:
@@ -275,8 +277,8 @@ class Resolver:
 
     def find(self, path: str, needed_by: Step | None) -> Step | None:
         """The step that makes `path`, or None when it is a source file that exists."""
-        known = self.producer.get(path, _UNKNOWN)
-        if known is not _UNKNOWN:
+        known = self.producer.get(path, UNKNOWN)
+        if known is not UNKNOWN:
             return known
         rule = self.explicit.get(path)
         if rule is not None:
@@ -304,7 +306,7 @@ class Resolver:
         step = self.steps.get(sid)
         if step is None:
             rule = self._derived.get(sid, rule)
-            step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
+            step = self.steps[sid] = new(Step, (sid, rule, wildcards, inputs, outputs))
         return step
 
     def _inputs_makeable(self, rule: Rule, wildcards: dict[str, str],
@@ -337,13 +339,13 @@ class Resolver:
         if known is None:
             templates = self._templates.get(rule.name)
             if templates is None:
-                templates = self._templates[rule.name] = (_templates(rule.inputs),
-                                                          _templates(rule.outputs))
-            outputs = _filled(templates[1], wildcards)
-            files = _new(Files, (outputs, rule.outputs.names))
+                templates = self._templates[rule.name] = (templates_of(rule.inputs),
+                                                          templates_of(rule.outputs))
+            outputs = filled(templates[1], wildcards)
+            files = new(Files, (outputs, rule.outputs.names))
             if rule.dynamic is None:
-                inputs = _filled(templates[0], wildcards)
-                known = (sid, _new(Files, (inputs, rule.inputs.names)), files)
+                inputs = filled(templates[0], wildcards)
+                known = (sid, new(Files, (inputs, rule.inputs.names)), files)
             else:
                 known = (sid, self._evaluate(rule, wildcards, sid, files), files)
                 inputs = known[1].paths
@@ -403,7 +405,7 @@ class Resolver:
         step = self.steps.get(sid)
         if step is None:
             rule = self._derived.get(sid, rule)
-            step = self.steps[sid] = _new(Step, (sid, rule, wildcards, inputs, outputs))
+            step = self.steps[sid] = new(Step, (sid, rule, wildcards, inputs, outputs))
         return step
 
     def _missing(self, path: str, needed_by: Step | None, matches: list) -> UserError:
@@ -436,34 +438,5 @@ class Resolver:
         return "Run `makeflow list` to see the rules and the files they make."
 
 
-_UNKNOWN = object()
-_new = tuple.__new__  # a named tuple without its Python-level __new__: a million calls
-
-
-def step_id(rule_name: str, wildcards: dict[str, str]) -> str:
-    if not wildcards:
-        return rule_name
-    if len(wildcards) == 1:
-        for k, v in wildcards.items():
-            return f"{rule_name}[{k}={v}]"
-    return rule_name + "[" + ",".join([f"{k}={v}" for k, v in wildcards.items()]) + "]"
-
-
-def _templates(files: Files) -> tuple[str, ...]:
-    return tuple(compile_pattern(p).template for p in files.paths)
-
-
-def _filled(templates: tuple[str, ...], wildcards: dict[str, str]) -> tuple[str, ...]:
-    return tuple([_normal(t.format_map(wildcards)) for t in templates])
-
-
 def _fill(files: Files, wildcards: dict[str, str]) -> Files:
-    return Files(_filled(_templates(files), wildcards), files.names)
-
-
-def _normal(path: str) -> str:
-    """`normpath`, skipped when it would change nothing: it changes only empty paths, `//`,
-    a trailing `/`, and `.` or `..` parts, each of which one of these tests catches."""
-    if not path or path[0] == "." or "/." in path or "//" in path or path[-1] == "/":
-        return posixpath.normpath(path)
-    return path
+    return Files(filled(templates_of(files), wildcards), files.names)

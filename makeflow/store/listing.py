@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 
 from makeflow.store.fs import exists
 
@@ -42,6 +43,26 @@ class Existence:
         if name not in names:
             return False
         return name not in links or exists(path)
+
+    def many(self, paths: list[str]) -> list[bool]:
+        """`self(path)` for each of `paths`; a folder's questions are counted first, so a
+        folder asked often is listed before any of them is answered by a `stat`."""
+        split = [p.rpartition("/") for p in paths]
+        if self.listed:
+            for folder, count in Counter([s[0] for s in split]).items():
+                if folder and folder not in self._folders:
+                    asked = self._asked[folder] = self._asked.get(folder, 0) + count
+                    if asked >= self.listed:
+                        self._folders[folder] = _listing(folder)
+        folders = self._folders
+        answers = []
+        for (folder, _, name), path in zip(split, paths, strict=True):
+            listing = folders.get(folder)
+            if listing is None:
+                answers.append(exists(path))
+            else:
+                answers.append(name in listing[0] and (name not in listing[1] or exists(path)))
+        return answers
 
     def _list_if_asked_often(self, folder: str) -> tuple[set[str], set[str]] | None:
         if not self.listed or not folder:
