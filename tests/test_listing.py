@@ -44,7 +44,7 @@ def test_answers_are_those_of_stat(folder, listed):
 @pytest.mark.parametrize("listed", [1, 3, 1000])
 def test_many_answers_at_once_are_those_of_stat(folder, listed):
     ask = Existence(listed)
-    questions = QUESTIONS + ["d/a.txt", "top.txt", "d/sub/x"]
+    questions = [*QUESTIONS, "d/a.txt", "top.txt", "d/sub/x"]
     assert ask.many(questions) == [exists(q) for q in questions]
     assert ask.many(questions[::-1]) == [exists(q) for q in questions[::-1]]
     assert [ask(q) for q in questions] == [exists(q) for q in questions]

@@ -16,6 +16,7 @@ content.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import marshal
 import os
 import stat as stat_module
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from makeflow.define.loader import Pipeline
 from makeflow.plan.graph import Graph
+from makeflow.store.beside import beside, worth_forking
 from makeflow.store.fs import tree_stat
 from makeflow.store.hashing import hash_value
 from makeflow.store.state import FileRecord, StateStore, dump
@@ -54,12 +56,8 @@ class Snapshot:
 
     def suspects(self, key: tuple) -> list[str] | None:
         """The files whose stat moved from their record (or whose record is too recent to
-        trust), or None when there is no snapshot for `key`.
-
-        The `os.stat` loop is most of a no-op build on a big pipeline, so it is kept bare.
-        A folder output (a checkpoint's, say) is compared by its tree's stat, as the
-        planner trusts its recorded digest (`fs.tree_stat`).
-        """
+        trust), or None when there is no snapshot for `key`. From `SPLIT_AT` files, a
+        forked child stats the second half while this process stats the first."""
         self.base, self.gone = None, []
         try:
             saved_key, *fields = marshal.loads(self.path.read_bytes())
@@ -68,24 +66,14 @@ class Snapshot:
             saved = Saved.decode(*fields)
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        stat = os.stat
-        numbers, inodes, trusted, trees = saved.numbers, saved.inodes, saved.trusted, saved.trees
-        moved, gone = [], self.gone
-        for i, path in enumerate(saved.paths):
-            try:
-                st = stat(path)
-                if trees[i]:
-                    if not stat_module.S_ISDIR(st.st_mode):
-                        raise NotADirectoryError(path)
-                    st = _tree(path)
-            except OSError:
-                gone.append(path)
-                if numbers[2 * i] != ABSENT:
-                    moved.append(path)
-                continue
-            if (not trusted[i] or st.st_mtime_ns != numbers[2 * i + 1]
-                    or st.st_size != numbers[2 * i] or st.st_ino != inodes[i]):
-                moved.append(path)
+        size = len(saved.paths)
+        half = size // 2 if size >= SPLIT_AT and worth_forking() else size
+        theirs = beside(lambda: _stats_moved(saved, half, size)) if half < size else None
+        moved, self.gone = _stats_moved(saved, 0, half if theirs else size)
+        if theirs is not None:
+            more = theirs() or _stats_moved(saved, half, size)
+            moved += more[0]
+            self.gone += more[1]
         self.base = saved
         return moved
 
@@ -164,6 +152,37 @@ class Snapshot:
 
 
 ABSENT = -1  # the size saved for a file that is rightly missing
+SPLIT_AT = 100_000  # files from which a forked child stats half of them (store/beside.py)
+
+
+def _stats_moved(saved: Saved, start: int, stop: int) -> tuple[list[str], list[str]]:
+    """Of the files `start` to `stop`: those whose stat moved from their record (or
+    whose record is too recent to trust), and those that do not exist.
+
+    The `os.stat` loop is most of a no-op build on a big pipeline, so it is kept bare.
+    A folder output (a checkpoint's, say) is compared by its tree's stat, as the
+    planner trusts its recorded digest (`fs.tree_stat`).
+    """
+    stat = os.stat
+    numbers, inodes, trusted, trees = saved.numbers, saved.inodes, saved.trusted, saved.trees
+    moved: list[str] = []
+    gone: list[str] = []
+    for i, path in enumerate(itertools.islice(saved.paths, start, stop), start):
+        try:
+            st = stat(path)
+            if trees[i]:
+                if not stat_module.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(path)
+                st = _tree(path)
+        except OSError:
+            gone.append(path)
+            if numbers[2 * i] != ABSENT:
+                moved.append(path)
+            continue
+        if (not trusted[i] or st.st_mtime_ns != numbers[2 * i + 1]
+                or st.st_size != numbers[2 * i] or st.st_ino != inodes[i]):
+            moved.append(path)
+    return moved, gone
 
 
 class Saved:
