@@ -109,12 +109,12 @@ class Columns:
             sids = [f"{rule.name}[{name}={w[name]}]" for w in made]
         else:
             sids = [step_id(rule.name, w) for w in made]
-        steps, instances = self.steps, self._instances
-        seen: set[str] = set()
-        keep = [i for i, sid in enumerate(sids)
-                if not (sid in steps or sid in instances or sid in seen or seen.add(sid))]
         t_in, t_out = self._templates_of(rule)
-        outputs = [tuple([t.format_map(made[i]) for t in t_out]) for i in keep]
+        keep = self._unmade(sids, len(t_out))
+        if len(t_out) == 1 and t_out[0] == pattern.template:  # the file is the one output
+            outputs = [(found[i][0],) for i in keep]
+        else:
+            outputs = [tuple([t.format_map(made[i]) for t in t_out]) for i in keep]
         inputs = [tuple([t.format_map(made[i]) for t in t_in]) for i in keep]
         if may_change(outputs) or may_change(inputs):  # then as `_instance` does, per path
             outputs = [tuple(map(normal, files)) for files in outputs]
@@ -123,7 +123,8 @@ class Columns:
                 if any(p[:1] in "./" for p in ins + outs):
                     refuse_outside(rule, made[i], ins + outs)
         usable = self._can_make_many(rule, inputs, outputs)
-        producer, in_names, out_names = self.producer, rule.inputs.names, rule.outputs.names
+        producer, steps = self.producer, self.steps
+        in_names, out_names = rule.inputs.names, rule.outputs.names
         steps_made = []
         for i, ins, outs, ok in zip(keep, inputs, outputs, usable, strict=True):
             if ok:
@@ -133,6 +134,15 @@ class Columns:
                     new(Files, (outs, out_names))))
                 steps_made.append(step)
         return steps_made
+
+    def _unmade(self, sids: list[str], outputs: int) -> range | list[int]:
+        """The positions of the step ids not made before (nor twice in `sids`)."""
+        steps, instances = self.steps, self._instances
+        if outputs == 1 and not instances and steps.keys().isdisjoint(sids):
+            return range(len(sids))  # one output each: distinct files, distinct steps
+        seen: set[str] = set()
+        return [i for i, sid in enumerate(sids)
+                if not (sid in steps or sid in instances or sid in seen or seen.add(sid))]
 
     def _templates_of(self, rule: Rule) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """A pattern rule's input and output templates, made once."""
@@ -152,8 +162,13 @@ class Columns:
         there = dict(zip(ask, self._exist_many(ask), strict=True))
         chain = (rule.name,)
 
+        makeable_path = self._makeable_path
+        if all(len(ins) == 1 for ins in inputs) and all(len(outs) == 1 for outs in outputs):
+            return [i != o and (there.get(i, True) or makeable_path(i, chain))
+                    for (i,), (o,) in zip(inputs, outputs, strict=True)]
+
         def can(path: str) -> bool:
-            return there.get(path, True) or self._makeable_path(path, chain)
+            return there.get(path, True) or makeable_path(path, chain)
 
         return [set(ins).isdisjoint(outs) and all(map(can, ins))
                 for ins, outs in zip(inputs, outputs, strict=True)]

@@ -337,10 +337,7 @@ class Resolver(Columns):
         sid = step_id(rule.name, wildcards)
         known = self._instances.get(sid)
         if known is None:
-            templates = self._templates.get(rule.name)
-            if templates is None:
-                templates = self._templates[rule.name] = (templates_of(rule.inputs),
-                                                          templates_of(rule.outputs))
+            templates = self._templates_of(rule)
             outputs = filled(templates[1], wildcards)
             files = new(Files, (outputs, rule.outputs.names))
             if rule.dynamic is None:
