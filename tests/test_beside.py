@@ -4,6 +4,7 @@ whether the child succeeds or fails."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
@@ -28,6 +29,16 @@ def test_the_child_sends_its_result_back():
 def test_a_failing_child_gives_none(work):
     wait = beside(work)
     assert wait is not None and wait() is None
+
+
+def test_a_child_reaped_elsewhere_gives_none():
+    """With SIGCHLD ignored the kernel reaps the child: its exit status is unknown."""
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        wait = beside(lambda: 1)
+        assert wait is not None and wait() is None
+    finally:
+        signal.signal(signal.SIGCHLD, old)
 
 
 def test_the_child_flushes_nothing_of_the_parent(tmp_path):

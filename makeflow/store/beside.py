@@ -58,7 +58,10 @@ def _result(read: int, pid: int) -> Any | None:
     """The child's result, once it has exited; None if it failed."""
     with os.fdopen(read, "rb") as pipe:
         data = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by someone else (SIGCHLD ignored): its fate unknown
+        return None
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
         return None
     with contextlib.suppress(EOFError, ValueError, TypeError):
