@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from hypothesis import event, given, settings
@@ -119,52 +117,42 @@ def test_columns_resolve_the_graph_file_by_file_resolution_does(tmp_path_factory
         assert set(one_by_one[1].probed) <= set(probed)
 
 
-def _project(tmp_path: Path, size: int, body: str) -> Path:
-    (tmp_path / "in").mkdir()
+def _copies(project, size: int, wanted: str, more: str = "") -> None:
+    """`size` sources copied by a pattern rule; a final step reading `wanted`."""
     for i in range(size):
-        (tmp_path / "in" / f"{i}.txt").write_text(f"{i}\n")
-    (tmp_path / "Makeflow.py").write_text(
+        project.write(f"in/{i}.txt", f"{i}\n")
+    project.rules(
         "from makeflow import expand, rule\n"
         'rule("copy", inputs="in/{i}.txt", outputs="out/{i}.txt", '
-        'shell="cp {inputs[0]} {outputs[0]}")\n' + body)
-    return tmp_path
+        'shell="cp {inputs[0]} {outputs[0]}")\n' + more +
+        f'rule("all", inputs={wanted}, outputs="all.txt", shell="cat {{inputs}} > {{outputs}}", '
+        "default=True)\n")
 
 
-def _makeflow(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "makeflow", *args], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+def test_a_step_reading_hundreds_of_outputs_builds_them_all(project) -> None:
+    _copies(project, 600, 'expand("out/{i}.txt", i=range(600))')
+    done = project.run("build", "-q")
+    assert done.code == 0, done.err
+    assert project.read("all.txt") == "".join(f"{i}\n" for i in range(600))
+    again = project.run("build", "-n")
+    assert again.code == 0 and "up to date" in again.out.lower(), again.out
 
 
-def test_a_step_reading_hundreds_of_outputs_builds_them_all(tmp_path: Path) -> None:
-    root = _project(tmp_path, 600, 'rule("all", inputs=expand("out/{i}.txt", i=range(600)), '
-                                   'outputs="all.txt", shell="cat {inputs} > {outputs}", '
-                                   "default=True)\n")
-    done = _makeflow(root, "build", "-q")
-    assert done.returncode == 0, done.stderr
-    assert (root / "all.txt").read_text() == "".join(f"{i}\n" for i in range(600))
-    again = _makeflow(root, "build", "-n")
-    assert again.returncode == 0 and "up to date" in again.stdout.lower(), again.stdout
+def test_a_missing_source_among_hundreds_is_named_with_the_step(project) -> None:
+    _copies(project, 600, 'expand("out/{i}.txt", i=range(601))')
+    done = project.run("build", "-n")
+    assert done.code == 2, done.err
+    assert "no rule makes out/600.txt, which all needs" in done.err
+    assert "in/600.txt does not exist" in done.err
+    assert "Traceback" not in done.err
 
 
-def test_a_missing_source_among_hundreds_is_named_with_the_step(tmp_path: Path) -> None:
-    root = _project(tmp_path, 600, 'rule("all", inputs=expand("out/{i}.txt", i=range(601)), '
-                                   'outputs="all.txt", shell="cat {inputs} > {outputs}", '
-                                   "default=True)\n")
-    done = _makeflow(root, "build", "-n")
-    assert done.returncode == 2, done.stderr
-    assert "no rule makes out/600.txt, which all needs" in done.stderr
-    assert "in/600.txt does not exist" in done.stderr
-    assert "Traceback" not in done.stderr
-
-
-def test_a_wildcard_leading_outside_among_hundreds_is_refused(tmp_path: Path) -> None:
-    (tmp_path.parent / "data.csv").write_text("secret")
-    root = _project(tmp_path, 300,
-                    'rule("res", inputs="{n}/data.csv", outputs="res/{n}.out", shell="true")\n'
-                    'rule("all", inputs=[*expand("out/{i}.txt", i=range(300)), "res/...out"], '
-                    'outputs="all.txt", shell="cat {inputs} > {outputs}", default=True)\n')
-    done = _makeflow(root, "build", "-n")
-    assert done.returncode == 2, done.stderr
+def test_a_wildcard_leading_outside_among_hundreds_is_refused(project) -> None:
+    (project.root.parent / "data.csv").write_text("secret")
+    _copies(project, 300, '[*expand("out/{i}.txt", i=range(300)), "res/...out"]',
+            'rule("res", inputs="{n}/data.csv", outputs="res/{n}.out", shell="true")\n')
+    done = project.run("build", "-n")
+    assert done.code == 2, done.err
     assert "rule res with n='..' would use ../data.csv, which is outside the project" \
-        in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
+        in done.err, done.err
+    assert "Traceback" not in done.err
