@@ -48,12 +48,9 @@ class Existence:
         """`self(path)` for each of `paths`; a folder's questions are counted first, so a
         folder asked often is listed before any of them is answered by a `stat`."""
         split = [p.rpartition("/") for p in paths]
-        if self.listed:
-            for folder, count in Counter([s[0] for s in split]).items():
-                if folder and folder not in self._folders:
-                    asked = self._asked[folder] = self._asked.get(folder, 0) + count
-                    if asked >= self.listed:
-                        self._folders[folder] = _listing(folder)
+        for folder, count in Counter([s[0] for s in split]).items():
+            if folder not in self._folders:
+                self._list_if_asked_often(folder, count)
         folders = self._folders
         answers = []
         for (folder, _, name), path in zip(split, paths, strict=True):
@@ -64,10 +61,11 @@ class Existence:
                 answers.append(name in listing[0] and (name not in listing[1] or exists(path)))
         return answers
 
-    def _list_if_asked_often(self, folder: str) -> tuple[set[str], set[str]] | None:
+    def _list_if_asked_often(self, folder: str, questions: int = 1
+                             ) -> tuple[set[str], set[str]] | None:
         if not self.listed or not folder:
             return None
-        asked = self._asked[folder] = self._asked.get(folder, 0) + 1
+        asked = self._asked[folder] = self._asked.get(folder, 0) + questions
         if asked < self.listed:
             return None
         listing = self._folders[folder] = _listing(folder)
