@@ -17,8 +17,11 @@ from pathlib import Path
 
 from makeflow.errors import MakeflowError
 from makeflow.store.fs import no_space
+from makeflow.store.wal import use_wal
 
 SCHEMA = 4
+SCHEMA_ROW = "SELECT value FROM meta WHERE key='schema'"
+BUSY_SECONDS = 30.0  # how long a write waits for another build's
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,16 +74,17 @@ def writable(folder: Path, path: Path) -> bool:
 
 def open_checked(target: Path | str, read_only: bool, uri: bool = False) -> sqlite3.Connection:
     """A connection to a store of this schema; sqlite3.DatabaseError when it is not one."""
-    db = sqlite3.connect(target, isolation_level=None, timeout=30, uri=uri)
+    db = sqlite3.connect(target, isolation_level=None, timeout=BUSY_SECONDS, uri=uri)
     try:
         if not read_only:
-            db.execute("PRAGMA journal_mode=WAL")
+            use_wal(db, BUSY_SECONDS)
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(TABLES)
-        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None and not read_only:
-            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-        elif row is None or row[0] != str(SCHEMA):
+        row = db.execute(SCHEMA_ROW).fetchone()
+        if row is None and not read_only:  # a new store; another opener may write it too
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+            row = db.execute(SCHEMA_ROW).fetchone()
+        if row is None or row[0] != str(SCHEMA):
             _wrong_schema(row[0] if row else "none")
         db.execute("SELECT count(*) FROM steps").fetchone()
     except BaseException:

@@ -22,6 +22,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from makeflow.store.wal import use_wal
+
 NAME = "runs.db"
 BUSY_SECONDS = 30.0
 
@@ -131,7 +133,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None,
                          check_same_thread=False)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db, BUSY_SECONDS)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, "
                    "record BLOB NOT NULL) WITHOUT ROWID")
