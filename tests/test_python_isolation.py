@@ -121,3 +121,38 @@ def test_makeflow_started_by_a_relative_path_runs_python_steps(project, tmp_path
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert project.read("out.txt") == "x!"
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from makeflow import BuildOptions, build, load
+from makeflow.ui.plain import PlainReporter
+
+with open("driver-runs.log", "a") as runs:  # each execution of this script's top level
+    runs.write("ran\\n")
+result = build(load(Path("Makeflow.py")), [], BuildOptions(cache=False),
+               PlainReporter(sys.stdout))
+print("failed:", len(result.failed))
+"""
+
+
+def test_a_script_that_builds_without_a_main_guard(project):
+    """A program that calls build() at its top level, without `if __name__ == "__main__"`:
+    the Python workers load the rules, never that program, which would build again in
+    each worker and wait for the project lock its parent holds, for ever."""
+    project.write("in.txt", "x")
+    project.rules('''
+        from makeflow import rule
+
+        @rule(inputs="in.txt", outputs="out.txt", default=True)
+        def copy(step):
+            step.outputs[0].write_text(step.inputs[0].read_text() + "!")
+    ''')
+    project.write("driver.py", DRIVER)
+    done = subprocess.run([sys.executable, "driver.py"], cwd=project.root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "failed: 0" in done.stdout
+    assert project.read("out.txt") == "x!"
+    assert project.read("driver-runs.log") == "ran\n"

@@ -13,7 +13,9 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -236,6 +238,33 @@ class Pace:
         self.seconds = took if self.seconds is None else 0.7 * self.seconds + 0.3 * took
 
 
+_MAIN_SWAP = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_left_behind() -> Iterator[None]:
+    """Start a worker without this program's `__main__`.
+
+    A spawned process runs the parent's main script again (as `__mp_main__`) before its
+    target; a worker needs only `Makeflow.py`, which it loads itself. A program that calls
+    build() at its top level, without `if __name__ == "__main__"`, would otherwise build
+    again in every worker, and wait there for the project lock its parent holds, for ever.
+    Spawning reads `sys.modules["__main__"]` once, to name what to run; it finds an empty
+    module for as long as the worker takes to start. The lock keeps two workers starting
+    at once from putting each other's stand-in back.
+    """
+    with _MAIN_SWAP:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is None:
+                del sys.modules["__main__"]
+            else:
+                sys.modules["__main__"] = main
+
+
 class Worker:
     """One worker process and the pipe to it."""
 
@@ -249,7 +278,8 @@ class Worker:
         self.process = ctx.Process(
             target=worker_main, args=(child, rules_file, overrides, image, self.slot),
             daemon=True)
-        self.process.start()
+        with _main_left_behind():
+            self.process.start()
         child.close()
         self.alive = True
         self.loaded = False  # it says so once it has loaded the rules
