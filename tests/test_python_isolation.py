@@ -156,3 +156,29 @@ def test_a_script_that_builds_without_a_main_guard(project):
     assert "failed: 0" in done.stdout
     assert project.read("out.txt") == "x!"
     assert project.read("driver-runs.log") == "ran\n"
+
+
+def test_a_python_step_may_start_processes_of_its_own(project):
+    """A worker is a daemonic process (it ends with the build); multiprocessing refuses
+    children to those, so a step's own pool failed before it started."""
+    project.rules('''
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from makeflow import rule
+
+        def square(x):
+            return x * x
+
+        @rule(outputs="pool.txt")
+        def pool(step):
+            with multiprocessing.get_context("spawn").Pool(2) as workers:
+                step.outputs[0].write_text(str(workers.map(square, range(4))))
+
+        @rule(outputs="executor.txt")
+        def executor(step):
+            with ProcessPoolExecutor(2) as workers:
+                step.outputs[0].write_text(str(list(workers.map(square, range(4)))))
+    ''')
+    done = project.run("build", "pool.txt", "executor.txt")
+    assert done.code == 0, done.text
+    assert project.read("pool.txt") == project.read("executor.txt") == "[0, 1, 4, 9]"

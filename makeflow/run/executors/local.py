@@ -362,6 +362,7 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
     files on disk may have changed or broken since); the project folder is importable.
     Steps log to `slot` first (logslots.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides when to stop
+    may_have_children()
     from makeflow.define.loader import load, load_image
     from makeflow.errors import MakeflowError
 
@@ -382,6 +383,20 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
                 conn.send(_run_safely(job, pipeline, load_error, rules_file, slot))
         except (EOFError, OSError, KeyboardInterrupt):
             return
+
+
+def may_have_children() -> None:
+    """Let this process start processes of its own: a step's `multiprocessing.Pool` or
+    `ProcessPoolExecutor`, and on a Dask worker makeflow's own Python step workers.
+
+    A worker is a daemonic multiprocessing process (so it ends with the build), as is a
+    Dask worker under a nanny, and multiprocessing refuses to start children from one.
+    The children a step starts end with the worker: a pool's processes are daemonic and
+    are stopped when the worker exits, and they see their pipe close if it is killed.
+    """
+    import multiprocessing
+
+    multiprocessing.current_process().daemon = False
 
 
 def _run_safely(job: Job, pipeline: Pipeline | None, load_error: str | None,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from makeflow.run.executors import Job, JobResult, rules_digest
 from makeflow.run.executors.jobs import Processes, run_shell
-from makeflow.run.executors.local import WorkerPool
+from makeflow.run.executors.local import WorkerPool, may_have_children
 
 if TYPE_CHECKING:
     from makeflow.define.loader import RulesImage
@@ -109,7 +109,7 @@ class Site:
         # sharing no disk, the worker has no copy to compare: it runs the image it is sent
         self.refused = ("" if spec.remote is not None else image_mismatch(image, worker)
                         if image is not None else rules_mismatch(spec, worker))
-        _may_have_children()
+        may_have_children()
         self.processes = Processes()
         self.pool = WorkerPool(max(1, os.cpu_count() or 1), spec.rules_file, spec.overrides,
                                image)
@@ -176,18 +176,6 @@ class Site:
             from makeflow.run.executors.scratch import trim
 
             trim(self.base, self.opened)
-
-
-def _may_have_children() -> None:
-    """Let this worker process start the Python step processes.
-
-    A Dask worker under a nanny is a daemonic multiprocessing process, and multiprocessing
-    refuses to start children from one. Its Python step processes are makeflow's own: it
-    ends them when the build ends or is killed, which is what the guard is there to ensure.
-    """
-    import multiprocessing
-
-    multiprocessing.current_process().daemon = False
 
 
 def _note_worker(log: str, worker: str) -> None:
