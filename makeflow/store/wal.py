@@ -24,8 +24,8 @@ def is_busy(exc: sqlite3.Error) -> bool:
 
 
 def use_wal(db: sqlite3.Connection, seconds: float) -> None:
-    """Put `db`'s file in WAL mode, waiting up to `seconds` for another connection that
-    holds the lock the switch needs; that connection's OperationalError after that."""
+    """Put `db`'s file in WAL mode, waiting up to `seconds` while another connection
+    holds the lock the switch needs; SQLite's OperationalError when that is not enough."""
     deadline = time.monotonic() + seconds
     pause = FIRST_PAUSE
     while True:
