@@ -63,6 +63,58 @@ def test_signal_stops_the_step_group_and_names_it(project, sig, code):
     assert "Traceback" not in out
 
 
+PYTHON_SLOW = """
+import multiprocessing, os, subprocess, time
+from makeflow import rule
+
+def nap(seconds):
+    with open(f"pool-{os.getpid()}", "w") as mark:
+        mark.write(str(os.getpid()))
+    time.sleep(seconds)
+
+@rule(inputs="in.txt", outputs="slow.txt", timeout=TIMEOUT)
+def slow(step):
+    child = subprocess.Popen(["sleep", "60"])
+    with open("child", "w") as mark:
+        mark.write(str(child.pid))
+    with multiprocessing.Pool(2) as pool:
+        pool.map(nap, [60, 60])
+"""
+
+
+def started_pids(project) -> list[int]:
+    """The processes a Python step started: its subprocess and its pool's two workers."""
+    marks = [project.root / "child", *project.root.glob("pool-*")]
+    if len(marks) < 3 or not all(m.exists() and m.read_text().strip() for m in marks):
+        return []
+    return [int(m.read_text()) for m in marks]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_what_a_python_step_started(project, sig, code):
+    project.write("in.txt", "x")
+    project.rules(PYTHON_SLOW.replace("TIMEOUT", "None"))
+    proc = start(project, "build", "slow.txt")
+    wait_for(lambda: started_pids(project), seconds=60)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == code, out
+    wait_for(lambda: all(gone(pid) for pid in started_pids(project)))
+
+
+def test_a_timeout_stops_what_a_python_step_started(project):
+    project.write("in.txt", "x")
+    project.rules(PYTHON_SLOW.replace("TIMEOUT", "5"))
+    started = time.monotonic()
+    done = project.run("build", "slow.txt")
+    assert time.monotonic() - started < 40  # not the 60 s the pool's tasks would take
+    assert done.code == 1
+    assert "slow FAILED: timed out after 5s" in done.out
+    pids = started_pids(project)
+    assert len(pids) == 3
+    wait_for(lambda: all(gone(pid) for pid in pids))
+
+
 def test_timeout_stops_shell_and_python_steps(project):
     project.write("in.txt", "x")
     project.rules("""

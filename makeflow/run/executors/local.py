@@ -327,8 +327,12 @@ class Worker:
                              _crash_message(self.process.exitcode))
 
     def kill(self) -> None:
+        """SIGKILL the worker and every process its steps started (its process group:
+        a step's pool or subprocess goes with it, as a shell step's children do)."""
         if self.process.is_alive():
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # before it led its group
                 os.kill(self.process.pid, signal.SIGKILL)
 
     def close(self) -> None:
@@ -362,6 +366,8 @@ def worker_main(conn: Connection, rules_file: str, overrides: tuple[str, ...],
     files on disk may have changed or broken since); the project folder is importable.
     Steps log to `slot` first (logslots.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build decides when to stop
+    with contextlib.suppress(OSError):  # a session of its own, which kill() ends whole
+        os.setsid()
     may_have_children()
     from makeflow.define.loader import load, load_image
     from makeflow.errors import MakeflowError
