@@ -398,7 +398,8 @@ def may_have_children() -> None:
     A worker is a daemonic multiprocessing process (so it ends with the build), as is a
     Dask worker under a nanny, and multiprocessing refuses to start children from one.
     The children a step starts end with the worker: a pool's processes are daemonic and
-    are stopped when the worker exits, and they see their pipe close if it is killed.
+    are stopped when the worker exits, and a worker that is killed is killed with its
+    whole session (`Worker.kill`).
     """
     import multiprocessing
 
