@@ -104,12 +104,12 @@ def test_signal_stops_what_a_python_step_started(project, sig, code):
 
 def test_a_timeout_stops_what_a_python_step_started(project):
     project.write("in.txt", "x")
-    project.rules(PYTHON_SLOW.replace("TIMEOUT", "5"))
+    project.rules(PYTHON_SLOW.replace("TIMEOUT", "10"))
     started = time.monotonic()
     done = project.run("build", "slow.txt")
     assert time.monotonic() - started < 40  # not the 60 s the pool's tasks would take
     assert done.code == 1
-    assert "slow FAILED: timed out after 5s" in done.out
+    assert "slow FAILED: timed out after 10s" in done.out
     pids = started_pids(project)
     assert len(pids) == 3
     wait_for(lambda: all(gone(pid) for pid in pids))

@@ -43,12 +43,12 @@ def held_by_another_writer(path: Path, seconds: float) -> threading.Thread:
 def test_sqlite_itself_refuses_the_switch_at_once(tmp_path):
     """The behaviour this module works around; if SQLite ever waits here, it still holds."""
     path = tmp_path / "new.db"
-    thread = held_by_another_writer(path, 0.3)
+    thread = held_by_another_writer(path, 2.0)
     db = sqlite3.connect(path, timeout=5, isolation_level=None)
     started = time.monotonic()
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         db.execute("PRAGMA journal_mode=WAL")
-    assert time.monotonic() - started < 0.25  # refused, not waited for
+    assert time.monotonic() - started < 1.5  # refused, not waited for
     thread.join()
     db.close()
 
@@ -75,13 +75,13 @@ def test_the_state_store_waits_for_another_creator(tmp_path):
 
 def test_the_wait_is_bounded(tmp_path):
     path = tmp_path / "new.db"
-    thread = held_by_another_writer(path, 1.5)
+    thread = held_by_another_writer(path, 3.0)
     db = sqlite3.connect(path, timeout=0.1, isolation_level=None)
     started = time.monotonic()
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         use_wal(db, 0.3)
     waited = time.monotonic() - started
-    assert 0.3 <= waited < 1.4
+    assert 0.3 <= waited < 2.5  # gave up, long before the other writer let go
     thread.join()
     db.close()
 
