@@ -53,7 +53,12 @@ class Interrupted(MakeflowError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so a build stops as it does on Ctrl-C."""
+    """SIGTERM or SIGHUP (a closed terminal, a dropped ssh session), raised in the main
+    thread so a build stops as it does on Ctrl-C; `signum` says which."""
+
+    def __init__(self, signum: int = 15):  # SIGTERM
+        super().__init__()
+        self.signum = signum
 
 
 class StepError(Exception):

@@ -74,6 +74,19 @@ class Terminal:
         os.close(self.fd)
         return self.status
 
+    def hang_up(self, seconds: float = 30.0) -> int:
+        """Close the terminal, as a closed window or a dropped ssh session does (the
+        kernel sends SIGHUP); the exit status, failing the test after `seconds`."""
+        os.close(self.fd)
+        deadline = time.monotonic() + seconds
+        while self.status is None and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        if self.status is None:
+            self.kill()
+            raise AssertionError(f"makeflow did not end within {seconds}s of the hangup")
+        return self.status
+
     def kill(self) -> None:
         try:
             os.kill(self.pid, signal.SIGKILL)

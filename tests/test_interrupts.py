@@ -89,3 +89,21 @@ def test_ctrl_c_on_a_terminal_shows_the_cursor_and_starts_the_error_on_its_own_l
     assert screen[:at].endswith(b"\n"), repr(screen[-400:])
     assert b"Traceback" not in screen
     wait_for(lambda: gone(int(project.read("child"))), 5)
+
+
+def test_a_closed_terminal_stops_every_step_and_records_what_finished(project):
+    """SIGHUP, the signal a closed terminal sends, stops the build as SIGTERM does: before,
+    makeflow died at once and left its steps running, unrecorded, into the next build."""
+    project.write("in.txt", "x")
+    in_place(project, STUBBORN.replace("trap '' TERM; ", ""))
+    term = Terminal(project.root, "build", "out.txt")
+    try:
+        wait_for(lambda: started(project))
+        code = term.hang_up(20)
+    finally:
+        term.kill()
+    assert code == 128 + signal.SIGHUP
+    wait_for(lambda: gone(int(project.read("pid"))) and gone(int(project.read("child"))), 10)
+    assert not project.exists("out.txt")  # the stopped step's partial output is removed
+    status = project.run("status", "out.txt")
+    assert "stubborn" in status.out and "quick" not in status.out, status.text

@@ -56,7 +56,8 @@ def build(pipeline: Pipeline, targets: Iterable[str], options: BuildOptions,
     except BaseException:
         stopped = getattr(reporter, "stopped", None)  # reporters written before it have none
         if stopped is not None:
-            stopped()
+            with contextlib.suppress(OSError):  # the terminal hung up: say why it stopped
+                stopped()
         raise
     result.seconds = time.monotonic() - started
     reporter.finished(result)

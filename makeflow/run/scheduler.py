@@ -136,7 +136,7 @@ class Run:
         ]
 
     def _interrupted(self, exc: KeyboardInterrupt, stopped: list[Step]) -> Interrupted:
-        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
         what = ", ".join(s.id for s in stopped) or "no step"
         return Interrupted(
             f"stopped by {signal.Signals(signum).name} while running {what}; "

@@ -15,7 +15,7 @@ from makeflow.store import fs
 
 @contextlib.contextmanager
 def escalating(executor: Executor) -> Iterator[None]:
-    """While the build stops, another Ctrl-C (or SIGTERM) kills every step at once
+    """While the build stops, another Ctrl-C (or SIGTERM, SIGHUP) kills every step at once
     instead of interrupting the stopping, which would leave steps running, partial
     outputs behind, or makeflow waiting at exit for a step that ignores SIGTERM.
 
@@ -30,7 +30,9 @@ def escalating(executor: Executor) -> Iterator[None]:
         if kill is not None:
             kill()
 
-    before = {sig: signal.signal(sig, kill_now) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+               if hasattr(signal, name)]
+    before = {sig: signal.signal(sig, kill_now) for sig in signals}
     try:
         yield
     finally:

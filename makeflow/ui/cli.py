@@ -45,12 +45,20 @@ def say(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+def _on_stop_signal(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+# Signals that stop a build as Ctrl-C does: the running steps are stopped whole, what
+# finished is recorded. Without SIGHUP here, a closed terminal or a dropped ssh session
+# killed makeflow at once and left its steps running, unrecorded, into the next build.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
     for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -5,6 +5,7 @@ status, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -30,14 +31,16 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except Interrupted as exc:
-            error(str(exc), after_keys=True)
+            with contextlib.suppress(OSError):  # after a hangup the terminal is gone
+                error(str(exc), after_keys=True)
             sys.exit(exc.exit_code)
         except MakeflowError as exc:
             error(str(exc))
             sys.exit(exc.exit_code)
-        except Terminated:
-            error("stopped by SIGTERM", after_keys=True)
-            sys.exit(128 + signal.SIGTERM)
+        except Terminated as exc:
+            with contextlib.suppress(OSError):  # after a hangup the terminal is gone
+                error(f"stopped by {signal.Signals(exc.signum).name}", after_keys=True)
+            sys.exit(128 + exc.signum)
         except KeyboardInterrupt:
             error("stopped by SIGINT", after_keys=True)
             sys.exit(128 + signal.SIGINT)
