@@ -30,6 +30,10 @@ rule("slow", inputs="quick.txt", outputs="slow.txt",
 """
 
 
+# The signals that stop a build, with the exit status each gives: 128 + the signal.
+STOP_SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+
+
 def test_kill_9_of_makeflow_reruns_the_interrupted_step_and_nothing_else(project):
     project.write("in.txt", "x")
     project.rules(SLOW)
@@ -47,8 +51,7 @@ def test_kill_9_of_makeflow_reruns_the_interrupted_step_and_nothing_else(project
     assert "slow done" in done.out and "quick done" not in done.out
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
-                                       (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("sig, code", STOP_SIGNALS)
 def test_signal_stops_the_step_group_and_names_it(project, sig, code):
     project.write("in.txt", "x")
     project.rules(SLOW.replace("sleep 30", "sleep 30 & echo $! > child; wait"))
@@ -91,8 +94,7 @@ def started_pids(project) -> list[int]:
     return [int(m.read_text()) for m in marks]
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
-                                       (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("sig, code", STOP_SIGNALS)
 def test_signal_stops_what_a_python_step_started(project, sig, code):
     project.write("in.txt", "x")
     project.rules(PYTHON_SLOW.replace("TIMEOUT", "None"))

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from makeflow.errors import MakeflowError
 from makeflow.store.fs import no_space
-from makeflow.store.wal import use_wal
+from makeflow.store.wal import BUSY_SECONDS, use_wal
 
 SCHEMA = 4
 SCHEMA_ROW = "SELECT value FROM meta WHERE key='schema'"
-BUSY_SECONDS = 30.0  # how long a write waits for another build's
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

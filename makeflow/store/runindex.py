@@ -22,10 +22,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from makeflow.store.wal import use_wal
+from makeflow.store.wal import BUSY_SECONDS, use_wal
 
 NAME = "runs.db"
-BUSY_SECONDS = 30.0
 
 
 class RunIndex:

@@ -14,6 +14,7 @@ import sqlite3
 import time
 
 BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+BUSY_SECONDS = 30.0  # how long any of makeflow's SQLite files waits for another writer
 FIRST_PAUSE = 0.001  # seconds; doubled after each refusal, up to LONGEST_PAUSE
 LONGEST_PAUSE = 0.05
 
