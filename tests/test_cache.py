@@ -367,14 +367,14 @@ def test_every_step_of_a_build_is_saved_and_one_failing_save_spares_the_others(
         project, monkeypatch):
     from makeflow.store.runcache import RunCache
 
-    save = RunCache.save
+    keep = RunCache.keep
 
-    def flaky(self, key, step, *args, **kwargs):
+    def flaky(self, step, *args, **kwargs):
         if step == "copy[i=7]":
             raise RuntimeError("disk on fire")
-        return save(self, key, step, *args, **kwargs)
+        return keep(self, step, *args, **kwargs)
 
-    monkeypatch.setattr(RunCache, "save", flaky)
+    monkeypatch.setattr(RunCache, "keep", flaky)
     project.rules(MANY)
     project.write("data.txt", "d\n")
     result = project.build()
@@ -386,3 +386,31 @@ def test_every_step_of_a_build_is_saved_and_one_failing_save_spares_the_others(
     again = project.build()
     assert len(again.restored) == 29 and again.ran == ["copy[i=7]"]
     assert all(project.read(f"out/{i}.txt") == f"{i}\n" for i in range(30))
+
+
+def test_an_empty_store_is_not_asked_again_but_knows_what_the_build_saved(project,
+                                                                          monkeypatch):
+    """A store with no record when the build began can only hold this build's saves: the
+    sure-miss check answers from those, and still finds one of them."""
+    from makeflow.run.cached import BuildCache
+    from makeflow.store.hashing import hash_path
+    from makeflow.store.runcache import RunCache
+    from makeflow.store.runindex import RunIndex
+
+    asked: list[str] = []
+    monkeypatch.setattr(RunIndex, "has", lambda self, key: asked.append(key) or False)
+    project.write("out.txt", "made\n")
+    out = str(project.root / "out.txt")
+    cache = BuildCache(RunCache(project.root / "cache"))
+    step = type("S", (), {"id": "s"})()
+    key = "ab" * 16
+
+    assert cache.surely_missing(key)
+    cache.save_later(step, key, {out: hash_path(out)}, "no.log", 0.1)
+    assert not cache.surely_missing(key)  # saved by this build, maybe not yet written
+    cache.close()
+    assert asked == [] and cache.take_warnings() == []
+    assert RunCache(project.root / "cache").read(key).outputs == {out: hash_path(out)}
+
+    again = BuildCache(RunCache(project.root / "cache"))
+    assert again.surely_missing("cd" * 16) and asked == ["cd" * 16]  # not empty: asked

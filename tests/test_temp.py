@@ -92,6 +92,28 @@ def test_it_is_made_again_from_the_run_cache_when_the_cache_has_it(project):
     assert project.read("head.txt") == "hel" and not project.exists("big.bin")
 
 
+def test_the_cache_saves_a_temp_output_before_it_is_deleted(project, monkeypatch):
+    """The cache copies outputs on its own thread; one slower than the temp file's readers
+    still finds the file: the build deletes it only once every save handed over is done."""
+    from makeflow.store.runcache import RunCache
+
+    keep = RunCache.keep
+
+    def slow(self, step, *args, **kwargs):
+        time.sleep(0.5)  # a slow disk, long after `count` and `head` have read big.bin
+        return keep(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(RunCache, "keep", slow)
+    temp_project(project)
+    first = project.build(cache=True)
+    assert "could not save" not in first.output and not project.exists("big.bin")
+    temp_project(project, n=3)
+
+    again = project.build(cache=True)
+
+    assert again.restored == ["big"] and project.read("head.txt") == "hel"
+
+
 def test_a_changed_input_reruns_the_producer_and_its_readers(project):
     temp_project(project)
     project.build()

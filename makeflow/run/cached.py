@@ -33,6 +33,7 @@ from makeflow.store.runcache import RunCache, RunRecord
 from makeflow.store.state import FileRecord
 
 WORKERS = 4
+GATHER_SECONDS = 0.005  # how long the saving thread lets saves gather before it starts
 
 
 def remote_url(option: str | None, settings: Settings) -> str | None:
@@ -80,10 +81,13 @@ class BuildCache:
         self._remote = None
         self._remote_failed = remote_url is None
         self._lock = threading.RLock()
+        self._saved_all = threading.Condition(self._lock)  # no save waiting or running
         self._warnings: list[str] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[Step, str, dict[str, str], str, float]] = []
         self._draining = False
+        self._empty_at_start: bool | None = None  # whether the store had no record
+        self._saved: set[str] = set()  # the keys this build saved
         self.pushed = 0
         self.remote_error: str | None = None
         # outputs known by key without a run record (from makeflow.lock): their blobs
@@ -175,10 +179,18 @@ class BuildCache:
         return record
 
     def surely_missing(self, key: str) -> bool:
-        """Whether a lookup of `key` is sure to miss, known from one stat here: no remote,
-        no makeflow.lock entry and no local record. The build then runs the step at once,
-        without handing the lookup to the cache's threads and back (counted as a miss)."""
-        if not self._remote_failed or key in self.hints or self.local.has_record(key):
+        """Whether a lookup of `key` is sure to miss, known here: no remote, no
+        makeflow.lock entry and no local record. The build then runs the step at once,
+        without handing the lookup to the cache's threads and back (counted as a miss).
+
+        A store that held no record when the build began can only hold what this build
+        saved since, which is known without asking it (a record another build saves
+        meanwhile in a shared store is then a miss, never a wrong hit)."""
+        if not self._remote_failed or key in self.hints:
+            return False
+        if self._empty_at_start is None:
+            self._empty_at_start = self.local.empty()
+        if key in self._saved if self._empty_at_start else self.local.has_record(key):
             return False
         self._count(miss=True)
         return True
@@ -235,9 +247,11 @@ class BuildCache:
                    seconds: float) -> None:
         """Store a step's outputs and record (and push them) on one of the cache's threads.
 
-        Saves queue for one thread that takes all that are waiting at once: a thread per
-        save, each woken for a fraction of a millisecond, costs more in hand-offs than
-        the save itself when steps are trivial."""
+        Saves queue for one thread, which first lets the saves of the steps ending in the
+        next few milliseconds join the queue, then stores their blobs and writes their
+        records in one transaction: a thread woken per save, and a commit per record,
+        cost more than the save itself when steps are trivial."""
+        self._saved.add(key)
         with self._lock:
             self._pending.append((step, key, outputs, log, seconds))
             if self._draining:
@@ -246,29 +260,44 @@ class BuildCache:
         self.submit(self._drain)
 
     def _drain(self) -> None:
+        time.sleep(GATHER_SECONDS)
         while True:
             with self._lock:
                 if not self._pending:
                     self._draining = False
+                    self._saved_all.notify_all()
                     return
                 batch, self._pending = self._pending, []
-            for args in batch:
-                try:
-                    self._save(*args)
-                except Exception as exc:  # one save's fault must not stop the others
-                    self.warn(f"could not save {args[0].id} in the cache: {exc!r}")
+            self._save_all(batch)
 
-    def _save(self, step: Step, key: str, outputs: dict[str, str], log: str,
-              seconds: float) -> None:
+    def finish_saves(self) -> None:
+        """Wait until every save handed over so far is done: a temp file about to be
+        deleted may be the output one of them copies."""
+        with self._lock:
+            while self._draining:
+                self._saved_all.wait()
+
+    def _save_all(self, batch: list[tuple[Step, str, dict[str, str], str, float]]) -> None:
+        """Store each step's blobs, then all their records at once, then push them."""
+        kept: list[tuple[Step, str, RunRecord]] = []
+        for step, key, outputs, log, seconds in batch:
+            try:
+                kept.append((step, key, self.local.keep(step.id, outputs, log, seconds)))
+            except BlobError:
+                pass  # an output changed after the step: not cached, it was not its result
+            except OSError as exc:
+                self.warn(f"could not save {step.id} in the cache {self.local.root}: {exc}")
+            except Exception as exc:  # one save's fault must not stop the others
+                self.warn(f"could not save {step.id} in the cache: {exc!r}")
         try:
-            record = self.local.save(key, step.id, outputs, log, seconds)
-        except BlobError:
-            return  # an output changed after the step: not cached, it was not its result
+            self.local.put_many([(key, record) for _, key, record in kept])
         except OSError as exc:
-            self.warn(f"could not save {step.id} in the cache {self.local.root}: {exc}")
+            for step, _, _ in kept:
+                self.warn(f"could not save {step.id} in the cache {self.local.root}: {exc}")
             return
         if self.push:
-            self.push_record(key, record)
+            for _, key, record in kept:
+                self.push_record(key, record)
 
     def push_record(self, key: str, record: RunRecord) -> bool:
         remote = self.remote()

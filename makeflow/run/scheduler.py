@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import heapq
 import queue
-import signal
 import time
 from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
 from makeflow.define.placeholders import substitute
-from makeflow.errors import Interrupted, Terminated
 from makeflow.plan.cachekey import cache_key, cacheable
 from makeflow.plan.graph import Graph, Step
 from makeflow.plan.staleness import (
@@ -40,7 +38,7 @@ from makeflow.run.recording import NoRecorder, RunRecorder
 from makeflow.run.records import record_moved, record_ran, record_skipped
 from makeflow.run.reporter import Reporter, say_where
 from makeflow.run.slots import JobSlots, slots_for
-from makeflow.run.stopping import escalating, remove_all
+from makeflow.run.stopping import escalating, interrupted, remove_all
 from makeflow.store import aside, fs
 from makeflow.store.opening import StoreError
 from makeflow.store.state import StateStore, StepRecord
@@ -122,7 +120,7 @@ class Run:
             with escalating(executor):
                 executor.shutdown(kill=True)
                 self._discard(stopped)
-            raise self._interrupted(exc, stopped) from None
+            raise interrupted(exc, [s.id for s in stopped], len(self.result.ran)) from None
         finally:
             with escalating(executor):
                 executor.shutdown(kill=bool(self.running))
@@ -134,15 +132,6 @@ class Run:
             if sid in self.plan.stale and sid not in settled
             and not self.graph.steps[sid].rule.is_alias
         ]
-
-    def _interrupted(self, exc: KeyboardInterrupt, stopped: list[Step]) -> Interrupted:
-        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
-        what = ", ".join(s.id for s in stopped) or "no step"
-        return Interrupted(
-            f"stopped by {signal.Signals(signum).name} while running {what}; "
-            f"{len(self.result.ran)} steps that finished are recorded, the others run next time",
-            signum=signum,
-        )
 
     def _discard(self, stopped: list[Step]) -> None:
         """Remove what interrupted steps wrote, and put back every previous output set
@@ -464,6 +453,8 @@ class Run:
     def _temp_done(self, sid: str | None) -> None:
         """Delete the temp files whose last reader was this step (None: an earlier part)."""
         due = self.temp.finished(sid) if sid else self.temp.earlier_due()
+        if due and self.cache is not None:
+            self.cache.finish_saves()  # the cache copies them first
         for warning in temp.delete(due, self.digests):
             self.reporter.warning(warning)
 

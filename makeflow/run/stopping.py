@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from makeflow.errors import Interrupted, Terminated
 from makeflow.run.executors import Executor
 from makeflow.run.landing import os_error
 from makeflow.store import fs
@@ -38,6 +39,18 @@ def escalating(executor: Executor) -> Iterator[None]:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def interrupted(exc: KeyboardInterrupt, stopped: list[str], finished: int) -> Interrupted:
+    """The error a build stopped by a signal ends with: which steps it stopped, and that
+    the `finished` ones are recorded."""
+    signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    return Interrupted(
+        f"stopped by {signal.Signals(signum).name} while running "
+        f"{', '.join(stopped) or 'no step'}; "
+        f"{finished} steps that finished are recorded, the others run next time",
+        signum=signum,
+    )
 
 
 def remove_all(paths: tuple[str, ...]) -> str:

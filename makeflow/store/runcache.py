@@ -113,6 +113,14 @@ class RunCache:
              seconds: float = 0.0) -> RunRecord:
         """Store a step's outputs (path → the digest they were hashed to) and its log,
         then its record. BlobError when an output no longer matches its digest."""
+        record = self.keep(step, outputs, log, seconds)
+        self.put(key, record)
+        return record
+
+    def keep(self, step: str, outputs: dict[str, str], log: str | None = None,
+             seconds: float = 0.0) -> RunRecord:
+        """Store a step's outputs and log; the record that names them, not yet kept
+        (`put`, `put_many`). BlobError when an output no longer matches its digest."""
         for path, digest in outputs.items():
             self.cas.put(path, digest)
         log_digest = log_text = None
@@ -121,13 +129,15 @@ class RunCache:
             if log_text is None and os.path.isfile(log):
                 with contextlib.suppress(OSError, BlobError):
                     log_digest = self.cas.put(log)
-        record = RunRecord(step, dict(outputs), log_digest, seconds, log_text=log_text)
-        self.put(key, record)
-        return record
+        return RunRecord(step, dict(outputs), log_digest, seconds, log_text=log_text)
 
     def put(self, key: str, record: RunRecord) -> None:
         """Keep a record whose objects are already in the store (OSError on failure)."""
         self.index.put(_checked(key), record.to_bytes())
+
+    def put_many(self, records: list[tuple[str, RunRecord]]) -> None:
+        """Keep several records in one write (OSError on failure: none is kept)."""
+        self.index.put_many([(_checked(key), record.to_bytes()) for key, record in records])
 
     def restore(self, record: RunRecord, log: str | None = None) -> None:
         """Place every output of `record` at its path, and the log at `log`.

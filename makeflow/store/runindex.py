@@ -60,6 +60,20 @@ class RunIndex:
         except sqlite3.Error as exc:
             raise OSError(f"cannot write the run index {self.path}: {exc}") from None
 
+    def put_many(self, rows: list[tuple[str, bytes]]) -> None:
+        """Keep several records in one transaction (one commit for a batch of saves)."""
+        if not rows:
+            return
+        try:
+            with self.lock:
+                db = self._open(create=True)
+                assert db is not None
+                with db:  # BEGIN ... COMMIT, or ROLLBACK on an error
+                    db.execute("BEGIN")
+                    db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot write the run index {self.path}: {exc}") from None
+
     def has(self, key: str) -> bool:
         with contextlib.suppress(sqlite3.Error), self.lock:
             db = self._open(create=False)
