@@ -209,6 +209,41 @@ def test_failure_stops_the_build_unless_keep_going(project):
     assert project.exists("other.txt") and not project.exists("after.txt")
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_steps_waiting_their_turn_do_not_start_after_a_failure(project, jobs):
+    """Shell steps queue two per job slot; the ones queued when a step fails never start,
+    also when the failure is found after the command (a declared output is missing)."""
+    project.write("in.txt", "x")
+    project.rules("""
+        from makeflow import expand, rule
+        rule("bad", inputs="in.txt", outputs="bad.txt", shell="true")
+        rule("other", inputs="in.txt", outputs="other/{i}.txt", shell="cp {inputs} {outputs}")
+        rule("all", inputs=["bad.txt", *expand("other/{i}.txt", i=range(6))], default=True)
+    """)
+    result = project.build(jobs=jobs)
+    assert list(result.failed) == ["bad"]
+    # at -j1 nothing after `bad`; at -j2 the step beside it, and those that followed it
+    # before the failure was seen, but never every one
+    assert len(result.ran) < (1 if jobs == 1 else 6)
+    others = {f"other[i={i}]": f"other/{i}.txt" for i in range(6)}
+    assert set(result.not_run) == set(others) - set(result.ran)
+    assert all(project.exists(path) == (sid in result.ran) for sid, path in others.items())
+
+
+def test_a_failure_with_a_retry_left_lets_the_queued_steps_run(project):
+    project.write("in.txt", "x")
+    project.rules("""
+        from makeflow import expand, rule
+        rule("flaky", inputs="in.txt", outputs="flaky.txt", retries=1,
+             shell="test -f tried || {{ touch tried; exit 3; }}; cp {inputs} {outputs}")
+        rule("other", inputs="in.txt", outputs="other/{i}.txt", shell="cp {inputs} {outputs}")
+        rule("all", inputs=["flaky.txt", *expand("other/{i}.txt", i=range(4))], default=True)
+    """)
+    result = project.build(jobs=1)
+    assert not result.failed and not result.not_run
+    assert sorted(result.ran) == ["flaky", *(f"other[i={i}]" for i in range(4))]
+
+
 def test_input_changed_while_running_is_not_recorded(project):
     project.write("in.txt", "x")
     project.rules('from makeflow import rule\n'

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import queue
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from makeflow.define.loader import Pipeline
@@ -31,7 +32,7 @@ from makeflow.plan.staleness import (
 )
 from makeflow.run import temp
 from makeflow.run.cached import BuildCache, Restored
-from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult
+from makeflow.run.executors import Executor, ExecutorFactory, Job, JobResult, NotStarted
 from makeflow.run.landing import Landed, Running, land, os_error, result_of
 from makeflow.run.outcome import BuildOptions, BuildResult, log_path
 from makeflow.run.recording import NoRecorder, RunRecorder
@@ -71,6 +72,7 @@ class Run:
         self.running: dict[Future[JobResult], Running] = {}
         self.landed: queue.SimpleQueue[tuple[Future, Landed | None]] = queue.SimpleQueue()
         self.slots_in_use = JobSlots(options.jobs, 1)
+        self.hold: Callable[[], None] = lambda: None  # the executor's, if it queues jobs
         self.stopping = False
         self.folders = fs.Folders()
         self.aside = aside.Aside()
@@ -103,6 +105,7 @@ class Run:
 
     def run(self, make_executor: ExecutorFactory) -> None:
         executor = make_executor(self.pipeline, self.options)
+        self.hold = getattr(executor, "hold", self.hold)
         try:  # a step no worker can hold is a mistake found before anything runs
             self.slots_in_use = slots_for(executor, self.options.jobs,
                                           (self.graph.steps[s] for s in self.position))
@@ -316,7 +319,7 @@ class Run:
         """Called in the thread that ended the step: move and hash its outputs there, so
         this work overlaps other steps, then queue it for the loop. Never raises: an
         exception here would be lost, and the loop would wait for the step forever."""
-        if future.cancelled():
+        if future.cancelled() or isinstance(future.exception(), NotStarted):
             self.landed.put((future, None))
             return
         try:
@@ -325,6 +328,9 @@ class Run:
         except Exception as exc:  # the step fails, the build goes on
             now = time.time()
             landed = Landed(JobResult(False, now, now), f"makeflow failed: {exc!r}")
+        if landed.error and not self.options.keep_going and (
+                self.attempts.get(running.step.id, 1) > running.step.rule.retries):
+            self.hold()  # the build stops: this thread must not start a queued step
         self.landed.put((future, landed))
 
     def _save(self, running: Running, landed: Landed) -> None:
@@ -441,6 +447,7 @@ class Run:
         if not self.options.keep_going:
             self.stopping = True
             self.ready.clear()
+            self.hold()
             self._cancel_queued()
 
     def _cancel_queued(self) -> None:

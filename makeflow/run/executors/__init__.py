@@ -6,7 +6,9 @@ process, or on a cluster. Any executor offers `submit(job) -> Future[JobResult]`
 submitted at once (to send them in batches); without it the scheduler submits one.
 A future that has not started may be cancelled when the build stops. An executor may
 offer `kill_now()`, which the build calls when the user presses Ctrl-C again while it
-stops: every running step is killed at once.
+stops: every running step is killed at once. An executor that queues jobs of its own
+may offer `hold()`: the jobs submitted so far that have not started never start (they
+end with NotStarted), because a step failed and the build stops.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ if TYPE_CHECKING:
 
     from makeflow.define.loader import Pipeline
     from makeflow.run.outcome import BuildOptions
+
+
+class NotStarted(Exception):
+    """A queued job that did not start: the build stopped before its turn came."""
 
 
 @dataclass(frozen=True)

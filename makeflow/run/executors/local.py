@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makeflow.run.executors import Job, JobResult
+from makeflow.run.executors import Job, JobResult, NotStarted
 from makeflow.run.executors.jobs import Processes, run_function, run_shell
 from makeflow.run.executors.logslots import ThreadSlots, new_slot, settle
 from makeflow.run.executors.logslots import remove as remove_slots
@@ -35,10 +35,14 @@ class LocalExecutor:
     """Runs up to `jobs` steps at once on this machine.
 
     The scheduler may submit Python steps `depth` per job slot: they wait in the worker
-    pool's queue and go to the workers in batches.
+    pool's queue and go to the workers in batches; and shell steps two per slot, so a
+    thread whose step ended starts the next one at once instead of waiting for the build's
+    loop to record the last one and submit another. `hold()` keeps those queued from
+    starting once a step failed: the build stops as if they had never been submitted.
     """
 
     depth = 8
+    shell_depth = 2
 
     def __init__(self, jobs: int, rules_file: Path, overrides: tuple[str, ...] = (),
                  image: RulesImage | None = None):
@@ -47,14 +51,24 @@ class LocalExecutor:
         self.processes = Processes()
         self.slots = ThreadSlots(str(Path(rules_file).parent))
         self.workers = WorkerPool(self.jobs, rules_file, overrides, image)
+        self.submitted = 0  # shell jobs submitted so far, counted by the build's loop
+        self.held_below = 0  # the shell jobs numbered below it never start
 
     def submit(self, job: Job) -> Future[JobResult]:
         if job.command is not None:
-            return self.threads.submit(self._run_shell, job)
+            self.submitted += 1
+            return self.threads.submit(self._run_shell, job, self.submitted)
         return self.workers.submit(job)
 
-    def _run_shell(self, job: Job) -> JobResult:
+    def hold(self) -> None:
+        """Start none of the shell steps queued now (a step failed: the build stops).
+        Called from the thread that saw the failure, before it takes another job."""
+        self.held_below = self.submitted + 1
+
+    def _run_shell(self, job: Job, number: int) -> JobResult:
         """A shell step on one of the pool's threads, logging to that thread's slot."""
+        if number < self.held_below:
+            raise NotStarted(job.step_id)
         return run_shell(job, self.processes, self.slots.mine())
 
     def kill_now(self) -> None:
