@@ -414,3 +414,25 @@ def test_an_empty_store_is_not_asked_again_but_knows_what_the_build_saved(projec
 
     again = BuildCache(RunCache(project.root / "cache"))
     assert again.surely_missing("cd" * 16) and asked == ["cd" * 16]  # not empty: asked
+
+
+def test_records_that_cannot_be_written_are_warned_about_and_the_build_succeeds(
+        project, monkeypatch):
+    """The records of a batch are written together; when that write fails (a full disk),
+    each step in it is named, the build still succeeds, and the next build runs them."""
+    from makeflow.store.runindex import RunIndex
+
+    def full(self, rows):
+        raise OSError(f"cannot write the run index {self.path}: database or disk is full")
+
+    monkeypatch.setattr(RunIndex, "put_many", full)
+    project.rules(MANY)
+    project.write("data.txt", "d\n")
+    result = project.build()
+    assert result.ok and len(result.ran) == 30
+    warned = [line for line in result.output.splitlines() if "could not save" in line]
+    assert len(warned) == 30 and all("disk is full" in line for line in warned)
+    monkeypatch.undo()
+    for i in range(30):
+        os.unlink(project.root / f"out/{i}.txt")
+    assert len(project.build().ran) == 30  # nothing was recorded: nothing to restore
