@@ -7,6 +7,7 @@ build, `status`, `logs`) do not import the machinery of threads and processes.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class BuildResult:
         return not self.failed
 
 
-SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.=,")
+UNSAFE = re.compile(r"[^a-zA-Z0-9\-.=,]")  # each character a log's name may not hold
 LONGEST = 160  # characters of a log's name before its digest
 
 
@@ -73,7 +74,7 @@ def _safe_name(step_id: str) -> str:
     """A file name for the step's log, one per step: the id with every other character as
     `_`, plus a digest of the id when that lost anything (`up[n=a b]` and `up[n=a_b]`
     both read `up_n=a_b_`), so no two steps share a log."""
-    safe = "".join(c if c in SAFE else "_" for c in step_id)
+    safe = UNSAFE.sub("_", step_id)
     if safe == step_id and len(safe) <= LONGEST:
         return safe
     from makeflow.store.hashing import hash_text
