@@ -6,6 +6,8 @@ user never sees a makeflow traceback for a mistake of theirs.
 
 from __future__ import annotations
 
+import signal
+
 
 class MakeflowError(Exception):
     """A problem the user can fix. `where` is a file:line or a rule, `hint` says what to do."""
@@ -50,6 +52,13 @@ class Interrupted(MakeflowError):
         super().__init__(message)
         self.exit_code = 128 + signum
         self.signum = signum
+
+
+# Signals that stop a build as Ctrl-C does: the running steps are stopped whole, what
+# finished is recorded. Without SIGHUP here, a closed terminal or a dropped ssh session
+# killed makeflow at once and left its steps running, unrecorded, into the next build.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 class Terminated(KeyboardInterrupt):

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-from makeflow.errors import Interrupted, Terminated
+from makeflow.errors import STOP_SIGNALS, Interrupted, Terminated
 from makeflow.run.executors import Executor
 from makeflow.run.landing import os_error
 from makeflow.store import fs
@@ -31,9 +31,7 @@ def escalating(executor: Executor) -> Iterator[None]:
         if kill is not None:
             kill()
 
-    signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-               if hasattr(signal, name)]
-    before = {sig: signal.signal(sig, kill_now) for sig in signals}
+    before = {sig: signal.signal(sig, kill_now) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         yield
     finally:

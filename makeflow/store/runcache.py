@@ -133,7 +133,7 @@ class RunCache:
 
     def put(self, key: str, record: RunRecord) -> None:
         """Keep a record whose objects are already in the store (OSError on failure)."""
-        self.index.put(_checked(key), record.to_bytes())
+        self.put_many([(key, record)])
 
     def put_many(self, records: list[tuple[str, RunRecord]]) -> None:
         """Keep several records in one write (OSError on failure: none is kept)."""

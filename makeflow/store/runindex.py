@@ -52,16 +52,11 @@ class RunIndex:
 
     def put(self, key: str, data: bytes) -> None:
         """Keep `data` as the record of `key`, replacing one there; OSError on failure."""
-        try:
-            with self.lock:
-                db = self._open(create=True)
-                assert db is not None
-                db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?)", (key, data))
-        except sqlite3.Error as exc:
-            raise OSError(f"cannot write the run index {self.path}: {exc}") from None
+        self.put_many([(key, data)])
 
     def put_many(self, rows: list[tuple[str, bytes]]) -> None:
-        """Keep several records in one transaction (one commit for a batch of saves)."""
+        """Keep several records in one transaction (one commit for a batch of saves),
+        replacing any there; OSError on failure."""
         if not rows:
             return
         try:

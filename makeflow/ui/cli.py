@@ -18,7 +18,7 @@ import click
 
 from makeflow import __version__
 from makeflow.define.loader import Pipeline
-from makeflow.errors import Terminated, UserError
+from makeflow.errors import STOP_SIGNALS, Terminated, UserError
 from makeflow.plan.staleness import Plan
 from makeflow.run.build import build, status
 from makeflow.ui.cli_options import (
@@ -47,13 +47,6 @@ def say(text: str) -> None:
 
 def _on_stop_signal(signum: int, frame: object) -> None:
     raise Terminated(signum)
-
-
-# Signals that stop a build as Ctrl-C does: the running steps are stopped whole, what
-# finished is recorded. Without SIGHUP here, a closed terminal or a dropped ssh session
-# killed makeflow at once and left its steps running, unrecorded, into the next build.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
 
 
 def main() -> None:
